@@ -1,0 +1,59 @@
+"""posthog-driver: an asyncio-native driver that lets AI agents discover and query PostHog.
+
+```python
+from posthog_driver import AsyncDriver
+
+async with AsyncDriver.from_env() as driver:
+    tables = await driver.list_objects()
+    fields = await driver.get_fields("events")
+    rows = await driver.query("SELECT event, count() AS n FROM events GROUP BY event LIMIT 10")
+```
+
+Importing this package reads no environment and configures no logging.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from posthog_driver.driver import AsyncDriver
+from posthog_driver.errors import (
+    AuthenticationError,
+    CircuitOpenError,
+    ConfigError,
+    DriverError,
+    NotFoundError,
+    PermissionDeniedError,
+    QueryError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from posthog_driver.logging import configure_logging
+from posthog_driver.results import QueryResult
+from posthog_driver.settings import DriverSettings
+
+try:
+    __version__ = version("posthog-driver")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    from posthog_driver._version import __version__
+
+__all__ = [
+    "AsyncDriver",
+    "AuthenticationError",
+    "CircuitOpenError",
+    "ConfigError",
+    "DriverError",
+    "DriverSettings",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QueryError",
+    "QueryResult",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+    "configure_logging",
+]

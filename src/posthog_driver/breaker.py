@@ -1,0 +1,263 @@
+"""An async circuit breaker that stops calling PostHog while PostHog keeps failing.
+
+The breaker has three states:
+
+```
+            threshold consecutive failures
+  CLOSED ─────────────────────────────────▶ OPEN ◀──────────────┐
+    ▲                                        │                  │ probe failed:
+    │ probe succeeded                        │ reset_seconds    │ a new full period
+    │                                        ▼ passed           │
+    └──────────────────────────────────── HALF_OPEN ────────────┘
+```
+
+- **CLOSED** admits every attempt. `threshold` *consecutive* failures open it.
+- **OPEN** rejects at once with `CircuitOpenError`, whose `retry_after` is the number of seconds
+  until the reset time. Nothing is sent.
+- **HALF_OPEN** (an open breaker whose `reset_seconds` have passed) admits exactly one attempt at a
+  time, the *probe*. While the probe is in flight every other caller gets `CircuitOpenError` with
+  `retry_after` of one second (or `reset_seconds`, if that is shorter): the probe usually answers
+  within one request's time, and if it succeeds the caller can go straight through. The probe's
+  success closes the breaker; its failure opens it again for a new full `reset_seconds`.
+
+What the attempt's outcome counts as:
+
+- a **failure**: the block raised an instance of one of `failure_types` (by default `ServerError`,
+  `TransportError`, `RequestTimeoutError`), or an exception group holding one;
+- a **success**: the block finished, or raised any other `Exception`. A 4xx-type error such as
+  `QueryError` means PostHog answered, so it resets the consecutive-failure count;
+- **nothing at all**: the block raised a `BaseException` that is not an `Exception`, such as
+  `asyncio.CancelledError` (anyio's cancellation) or `KeyboardInterrupt`. A cancelled probe gives
+  its slot back so the next caller can probe.
+
+The outcome of an attempt admitted while CLOSED only counts while the breaker is still CLOSED:
+stragglers that fail after the breaker opened do not extend the open period, and stragglers that
+succeed do not close it (only the probe decides that).
+
+Time comes from a monotonic clock (injectable for tests), so wall-clock jumps never open or close
+the breaker.
+
+>>> import asyncio
+>>> breaker = CircuitBreaker(threshold=3, reset_seconds=30.0)
+>>> async def attempt() -> str:
+...     async with breaker.admit():
+...         return "sent"
+>>> asyncio.run(attempt())
+'sent'
+>>> breaker
+<CircuitBreaker state=closed failures=0>
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+
+import structlog
+
+from posthog_driver.errors import (
+    CircuitOpenError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = ["BreakerState", "CircuitBreaker"]
+
+# Fetched per event rather than once at import: a logger cached by an application's
+# `cache_logger_on_first_use` would otherwise outlive `structlog.testing.capture_logs`.
+_LOGGER_NAME = "posthog_driver"
+
+# What callers turned away during a probe are told: the probe normally answers within one request.
+_PROBE_RETRY_AFTER = 1.0
+
+
+class BreakerState(enum.Enum):
+    """Where a `CircuitBreaker` stands."""
+
+    CLOSED = "closed"  #: attempts go through
+    OPEN = "open"  #: attempts are rejected until the reset time
+    HALF_OPEN = "half_open"  #: one probe attempt at a time decides whether to close
+
+
+class CircuitBreaker:
+    """Stop sending requests after `threshold` consecutive failures; probe after `reset_seconds`.
+
+    Use one breaker per upstream and wrap each single attempt (not a whole retried call) in
+    `admit()`, so every failed attempt counts:
+
+    ```python
+    breaker = CircuitBreaker(threshold=5, reset_seconds=30.0)
+    async with breaker.admit():  # raises CircuitOpenError instead of sending, while open
+        response = await send()
+    ```
+
+    The breaker is meant for one event loop. It needs no lock: deciding to admit an attempt and
+    recording the decision happen with no `await` between them, so no other task can interleave.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_failure_types",
+        "_failures",
+        "_probe_in_flight",
+        "_reset_at",
+        "_reset_seconds",
+        "_state",
+        "_threshold",
+    )
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 5,
+        reset_seconds: float = 30.0,
+        failure_types: tuple[type[BaseException], ...] = (
+            ServerError,
+            TransportError,
+            RequestTimeoutError,
+        ),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if threshold < 1:
+            raise ValueError(f"threshold must be at least 1 failure, got {threshold!r}")
+        if not reset_seconds >= 0:  # written this way round so NaN is refused too
+            raise ValueError(f"reset_seconds must be 0 or more, got {reset_seconds!r}")
+        self._threshold = threshold
+        self._reset_seconds = reset_seconds
+        self._failure_types = failure_types
+        self._clock = clock
+        # The stored state is CLOSED, OPEN or HALF_OPEN; an OPEN breaker past its reset time is
+        # *reported* as HALF_OPEN but only becomes so when the first probe is admitted.
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._reset_at = 0.0
+        self._probe_in_flight = False
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state; an open breaker whose reset time has passed reports HALF_OPEN."""
+        if self._state is BreakerState.OPEN and self._clock() >= self._reset_at:
+            return BreakerState.HALF_OPEN
+        return self._state
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failures counted so far (kept while open, reset to 0 on closing)."""
+        return self._failures
+
+    @property
+    def probe_in_flight(self) -> bool:
+        """True while a half-open probe attempt is running."""
+        return self._probe_in_flight
+
+    def admit(self) -> AbstractAsyncContextManager[None]:
+        """Return a context manager that runs one attempt under the breaker.
+
+        Entering it raises `CircuitOpenError` if the breaker is open (or half-open with a probe in
+        flight); leaving it records the attempt's outcome as described in the module docstring.
+        Exceptions are never swallowed.
+        """
+        return _Attempt(self)
+
+    def _enter(self) -> bool:
+        """Admit one attempt or raise `CircuitOpenError`; return True if it is the probe."""
+        if self._state is BreakerState.CLOSED:
+            return False
+        now = self._clock()
+        if now < self._reset_at:
+            retry_after = self._reset_at - now
+            raise CircuitOpenError(
+                f"The circuit breaker is open after {self._failures} consecutive failures "
+                "(server errors, timeouts or network failures); no request was sent. "
+                f"Retry in {retry_after:.1f} s.",
+                retry_after=retry_after,
+            )
+        if self._probe_in_flight:
+            retry_after = min(_PROBE_RETRY_AFTER, self._reset_seconds)
+            raise CircuitOpenError(
+                "The circuit breaker is half-open and one probe request is checking whether "
+                f"PostHog has recovered; no request was sent. Retry in {retry_after:.1f} s.",
+                retry_after=retry_after,
+            )
+        # No await since the checks above: this task alone takes the probe slot.
+        self._probe_in_flight = True
+        if self._state is BreakerState.OPEN:
+            self._state = BreakerState.HALF_OPEN
+            structlog.get_logger(_LOGGER_NAME).info("breaker_half_open")
+        return True
+
+    def _exit(self, is_probe: bool, exc: BaseException | None) -> None:
+        """Record how an admitted attempt ended."""
+        if exc is not None and not isinstance(exc, Exception):
+            # Cancelled or interrupted: we learnt nothing about PostHog. Free the probe slot only.
+            if is_probe:
+                self._probe_in_flight = False
+        elif exc is not None and self._is_failure(exc):
+            self._on_failure(is_probe)
+        else:
+            self._on_success(is_probe)
+
+    def _is_failure(self, exc: BaseException) -> bool:
+        if isinstance(exc, BaseExceptionGroup):
+            return exc.subgroup(self._failure_types) is not None
+        return isinstance(exc, self._failure_types)
+
+    def _on_failure(self, is_probe: bool) -> None:
+        if is_probe:
+            self._probe_in_flight = False
+            self._failures += 1
+            self._open()
+        elif self._state is BreakerState.CLOSED:
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._open()
+
+    def _on_success(self, is_probe: bool) -> None:
+        if is_probe:
+            self._probe_in_flight = False
+            self._failures = 0
+            self._state = BreakerState.CLOSED
+            structlog.get_logger(_LOGGER_NAME).info("breaker_closed")
+        elif self._state is BreakerState.CLOSED:
+            self._failures = 0
+
+    def _open(self) -> None:
+        self._state = BreakerState.OPEN
+        self._reset_at = self._clock() + self._reset_seconds
+        structlog.get_logger(_LOGGER_NAME).warning(
+            "breaker_opened", failures=self._failures, retry_after=self._reset_seconds
+        )
+
+    def __repr__(self) -> str:
+        state = self.state
+        text = f"<CircuitBreaker state={state.value} failures={self._failures}"
+        if state is BreakerState.OPEN:
+            text += f" retry_after={self._reset_at - self._clock():.1f}"
+        elif state is BreakerState.HALF_OPEN:
+            text += f" probe_in_flight={self._probe_in_flight}"
+        return text + ">"
+
+
+class _Attempt(AbstractAsyncContextManager[None]):
+    """One admitted attempt; remembers whether it holds the half-open probe slot."""
+
+    __slots__ = ("_breaker", "_is_probe")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._is_probe = False
+
+    async def __aenter__(self) -> None:
+        self._is_probe = self._breaker._enter()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._breaker._exit(self._is_probe, exc)

@@ -1,0 +1,453 @@
+"""`AsyncDriver`: the three-method contract (`list_objects`, `get_fields`, `query`) and friends.
+
+The driver composes parts and holds little itself: the `RequestPipeline` sends (breaker,
+slots, limits, retries), `TTLCache` keeps schema answers, `catalog` shapes fields and
+`QueryResult` reads answers. Every public method raises only `DriverError` subclasses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+import re
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from posthog_driver import catalog
+from posthog_driver.cache import TTLCache
+from posthog_driver.errors import (
+    DriverError,
+    NotFoundError,
+    QueryError,
+    RequestTimeoutError,
+    ValidationError,
+)
+from posthog_driver.http import Endpoint, RequestPipeline
+from posthog_driver.logging import get_logger
+from posthog_driver.results import QueryResult
+from posthog_driver.settings import DriverSettings
+
+__all__ = ["AsyncDriver", "ProgressCallback"]
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called by `describe()` after each object: (object name, objects done, objects in all)."""
+
+log = get_logger()
+
+_PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_NAME_CHARS = 256
+_MAX_PAGES = 1000
+_PAGE_SIZE = "500"
+_POLL_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AsyncDriver:
+    """An asyncio-native PostHog driver for agents: discover tables and fields, run HogQL.
+
+    ```python
+    async with AsyncDriver(DriverSettings(api_key="phx_...", project_id="12345")) as driver:
+        tables = await driver.list_objects()
+        fields = await driver.get_fields("events")
+        rows = await driver.query("SELECT event, count() AS n FROM events GROUP BY event")
+    ```
+
+    One driver shares one `httpx.AsyncClient` across all its calls; pass `http_client=` to use
+    yours (it is then not closed by the driver). Safe to share between tasks.
+    """
+
+    def __init__(
+        self,
+        settings: DriverSettings | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else DriverSettings()
+        self._pipeline = RequestPipeline(self.settings, http_client)
+        self._cache = TTLCache(self.settings.schema_cache_ttl)
+        self._state = _State.UNOPENED
+
+    @classmethod
+    def from_env(cls, *, http_client: httpx.AsyncClient | None = None) -> AsyncDriver:
+        """A driver configured from `POSTHOG_*` variables and `.env` (raises `ConfigError`)."""
+        return cls(DriverSettings(), http_client=http_client)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncDriver host={self.settings.host!r} project_id={self.settings.project_id!r} "
+            f"state={self._state.value}>"
+        )
+
+    @property
+    def pipeline(self) -> RequestPipeline:
+        """The request pipeline (breaker, limits, slots); for monitoring and tests."""
+        return self._pipeline
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise DriverError(
+                f"This AsyncDriver is {self._state.value}; a driver can be entered only once. "
+                "Create a new AsyncDriver."
+            )
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (if the driver made it). Safe to call more than once."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._cache.clear()
+        await self._pipeline.aclose()
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise DriverError("This AsyncDriver is closed; create a new one to keep querying.")
+
+    # ---- discovery -------------------------------------------------------------------------
+
+    async def list_objects(self, *, refresh: bool = False) -> list[str]:
+        """Names of the HogQL tables this project has (PostHog, system, warehouse), sorted."""
+        tables = await self._schema(refresh=refresh)
+        return sorted(tables)
+
+    async def get_fields(self, name: str, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        """The fields of table `name`, keyed by the HogQL that references each one.
+
+        Each value has `type` (PostHog's field type), `hogql` and `description`; relations add
+        `table` (what they point to); `events.event` lists known event names in `values`.
+        Raises `NotFoundError` with close matches for an unknown name.
+        """
+        self._check_open()
+        _check_name(name)
+        return await self._cache.get(
+            ("fields", name), lambda: self._load_fields(name, refresh), refresh=refresh
+        )
+
+    async def _load_fields(self, name: str, refresh: bool) -> dict[str, dict[str, Any]]:
+        tables = await self._schema(refresh=refresh)
+        table = tables.get(name)
+        if table is None:
+            raise _unknown_object(name, list(tables))
+        fields = catalog.column_fields(table)
+        sources = catalog.PROPERTY_SOURCES.get(name, [])
+        found: dict[str, Any] = {}
+
+        async def fetch(key: str, which: str, kind: str) -> None:
+            found[key] = await self._definitions(which, kind, refresh)
+
+        # The definition lists behind one table are independent: fetch them side by side.
+        async with _first_error_group() as group:
+            for kind, _prefix in sources:
+                group.start_soon(fetch, kind, "property", kind)
+            if name == "events":
+                group.start_soon(fetch, "names", "event", "")
+        for kind, prefix in sources:
+            fields.update(catalog.property_fields(found[kind], prefix, kind))
+        if name == "events" and "event" in fields:
+            fields["event"]["values"] = sorted(
+                {str(d["name"]) for d in found["names"] if isinstance(d.get("name"), str)}
+            )
+        return fields
+
+    async def describe(
+        self,
+        objects: Iterable[str] | None = None,
+        *,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Fields of many objects (default: all), fetched concurrently, in the order given.
+
+        At most `describe_concurrency` objects are fetched at once. The first failure cancels
+        the rest and is raised.
+        """
+        self._check_open()
+        if isinstance(objects, str):
+            raise ValidationError(
+                "describe() takes a list of object names, not one string; "
+                f"use describe([{objects!r}]) or get_fields({objects!r})."
+            )
+        names = list(objects) if objects is not None else await self.list_objects(refresh=refresh)
+        for name in names:
+            _check_name(name)
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        slots = anyio.CapacityLimiter(self.settings.describe_concurrency)
+
+        async def one(name: str) -> None:
+            async with slots:
+                out[name] = await self.get_fields(name, refresh=refresh)
+            if on_progress is not None:
+                on_progress(name, len(out), len(names))
+
+        async with _first_error_group() as group:
+            for name in dict.fromkeys(names):
+                group.start_soon(one, name)
+        return {name: out[name] for name in names}
+
+    async def _schema(self, *, refresh: bool) -> dict[str, dict[str, Any]]:
+        self._check_open()
+        return await self._cache.get("schema", self._load_schema, refresh=refresh)
+
+    async def _load_schema(self) -> dict[str, dict[str, Any]]:
+        body = await self._post_query({"kind": "DatabaseSchemaQuery"})
+        tables = body.get("tables") if isinstance(body, dict) else None
+        if not isinstance(tables, dict):
+            raise DriverError(
+                "PostHog's DatabaseSchemaQuery answer has no 'tables' object "
+                f"({json.dumps(body, default=str)[:200]}); check POSTHOG_HOST."
+            )
+        return {str(k): v for k, v in tables.items() if isinstance(v, dict)}
+
+    async def _definitions(self, which: str, kind: str, refresh: bool) -> list[dict[str, Any]]:
+        params = {"limit": _PAGE_SIZE}
+        if which == "property":
+            params["type"] = kind
+        path = f"{self._project_path}/{which}_definitions/"
+        return await self._cache.get(
+            ("definitions", which, kind), lambda: self._all_pages(path, params), refresh=refresh
+        )
+
+    async def _all_pages(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every result of a DRF-paginated list, following `next` links on PostHog's host only."""
+        results: list[dict[str, Any]] = []
+        url: str | None = path
+        query: dict[str, str] | None = params
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= _MAX_PAGES:
+                raise DriverError(f"PostHog's pagination of {path} does not end; giving up.")
+            seen.add(url)
+            page = await self._pipeline.send("GET", url, endpoint="api", params=query)
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise DriverError(
+                    f"PostHog's answer for {path} is not a paginated list "
+                    f"({json.dumps(page, default=str)[:200]}); check POSTHOG_HOST."
+                )
+            results.extend(r for r in page["results"] if isinstance(r, dict))
+            url = self._same_host(page.get("next"))
+            query = None  # a `next` link carries its own query string
+        return results
+
+    def _same_host(self, link: Any) -> str | None:
+        if not link:
+            return None
+        # The bearer key goes with every request: never follow a link to another origin.
+        ours, theirs = urlsplit(self.settings.host), urlsplit(str(link))
+        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+            if theirs.netloc == ours.netloc and not theirs.scheme:
+                return str(link)
+            if not theirs.netloc and str(link).startswith("/"):
+                return str(link)
+            raise DriverError(
+                f"PostHog's next-page link points to another host ({theirs.netloc or link!r}); "
+                "refusing to send the API key there. Check POSTHOG_HOST (behind a proxy, set it "
+                "to the public URL PostHog reports)."
+            )
+        return str(link)
+
+    # ---- queries ---------------------------------------------------------------------------
+
+    async def query(
+        self, hogql: str, values: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a HogQL query; one dict per row, keyed by column name.
+
+        Put constants in `values` and refer to them as `{name}` in the text: PostHog binds them
+        as typed constants, never as pasted text.
+
+        >>> await driver.query("SELECT count() AS n FROM events WHERE event = {ev}",
+        ...                    values={"ev": "$pageview"})  # doctest: +SKIP
+        [{'n': 1234}]
+        """
+        return (await self.execute(hogql, values)).as_dicts()
+
+    async def execute(self, hogql: str, values: dict[str, Any] | None = None) -> QueryResult:
+        """Run a HogQL query and return the whole `QueryResult` (columns, types, rows...)."""
+        self._check_open()
+        node = self._hogql_node(hogql, values)
+        body = await self._post_query(node)
+        result = QueryResult.from_response(await self._until_complete(body))
+        log.info(
+            "query_sent",
+            chars=len(hogql),
+            rows=len(result.rows),
+            has_more=result.has_more,
+        )
+        return result
+
+    def _hogql_node(self, hogql: Any, values: Any) -> dict[str, Any]:
+        if not isinstance(hogql, str):
+            raise ValidationError(f"The query must be a string of HogQL, not {type(hogql).__name__}.")
+        if not hogql.strip():
+            raise ValidationError("The query is empty; write a HogQL SELECT, e.g. SELECT 1.")
+        if len(hogql) > self.settings.max_query_chars:
+            raise ValidationError(
+                f"The query has {len(hogql):,} characters, over the limit of "
+                f"{self.settings.max_query_chars:,} (POSTHOG_MAX_QUERY_CHARS); "
+                "move long lists into `values` or shorten it."
+            )
+        _check_utf8(hogql, "The query")
+        node: dict[str, Any] = {"kind": "HogQLQuery", "query": hogql}
+        if values is not None:
+            node["values"] = _check_values(values)
+        return node
+
+    async def _post_query(self, node: dict[str, Any]) -> Any:
+        return await self._pipeline.send(
+            "POST",
+            f"{self._project_path}/query/",
+            endpoint="query",
+            json={"query": node, "refresh": "blocking"},
+        )
+
+    async def _until_complete(self, body: Any) -> Any:
+        """Follow an answer that says the query is still running (async mode) to its result."""
+        status = body.get("query_status") if isinstance(body, dict) else None
+        if not isinstance(status, dict) or status.get("complete", True) or "results" in body:
+            return body
+        path = f"{self._project_path}/query/{status.get('id')}/"
+        with anyio.move_on_after(self.settings.timeout):
+            attempt = 0
+            while True:
+                await anyio.sleep(_POLL_DELAYS[min(attempt, len(_POLL_DELAYS) - 1)])
+                attempt += 1
+                polled = await self._pipeline.send("GET", path, endpoint="query")
+                status = polled.get("query_status") if isinstance(polled, dict) else None
+                if not isinstance(status, dict):
+                    continue
+                if status.get("error"):
+                    raise QueryError(
+                        f"PostHog failed the query: {status.get('error_message') or 'no reason'}.",
+                        detail=status.get("error_message"),
+                    )
+                if status.get("complete"):
+                    return status.get("results")
+        raise RequestTimeoutError(
+            f"PostHog's query did not complete within {self.settings.timeout:g} s "
+            "(POSTHOG_TIMEOUT); narrow the query or raise the timeout."
+        )
+
+    # ---- health ----------------------------------------------------------------------------
+
+    async def health_check(self) -> bool:
+        """True when `GET /api/projects/{id}/` answers 200 with this key. Never raises."""
+        if self._state is _State.CLOSED:
+            return False
+        try:
+            await self._pipeline.send("GET", f"{self._project_path}/", endpoint="api")
+        except DriverError as exc:
+            log.warning("health_check_failed", error=type(exc).__name__, status_code=exc.status_code)
+            return False
+        return True
+
+    @property
+    def _project_path(self) -> str:
+        return f"/api/projects/{self.settings.project_id}"
+
+
+class _first_error_group:  # noqa: N801 - used like anyio.create_task_group()
+    """A task group that re-raises its first `DriverError` as itself, not an ExceptionGroup."""
+
+    def __init__(self) -> None:
+        self._group = anyio.create_task_group()
+
+    async def __aenter__(self) -> anyio.abc.TaskGroup:
+        return await self._group.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await self._group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            first = _first_leaf(group)
+            raise first from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_leaf(exc)
+        return exc
+    return group  # pragma: no cover - groups are never empty
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(
+            f"An object name must be a non-empty string such as 'events', not {name!r}; "
+            "list_objects() gives the names."
+        )
+    if len(name) > _MAX_NAME_CHARS:
+        raise ValidationError(
+            f"An object name of {len(name)} characters cannot exist (limit {_MAX_NAME_CHARS}); "
+            "list_objects() gives the names."
+        )
+    _check_utf8(name, "The object name")
+
+
+def _check_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what} holds characters that are not valid Unicode text (at position {exc.start}); "
+            "remove unpaired surrogates."
+        ) from None
+
+
+def _check_values(values: Any) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise ValidationError(
+            f"`values` must be a dict of placeholder names to constants, not {type(values).__name__}."
+        )
+    for key in values:
+        if not isinstance(key, str) or not _PLACEHOLDER.match(key):
+            raise ValidationError(
+                f"Placeholder name {key!r} is not valid; use letters, digits and underscores "
+                "(refer to it as {name} in the query)."
+            )
+    try:
+        # The same encoding httpx uses for the body, so nothing fails after validation.
+        json.dumps(values, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"`values` must hold JSON values (str, int, float, bool, None, lists, dicts): {exc}. "
+            "Convert dates with .isoformat()."
+        ) from None
+    return values
+
+
+def _unknown_object(name: str, known: list[str]) -> NotFoundError:
+    lowered = {k.lower(): k for k in known}
+    matches = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if name.lower() in lowered and lowered[name.lower()] not in matches:
+        matches.insert(0, lowered[name.lower()])
+    hint = f" Did you mean {', '.join(matches)}?" if matches else ""
+    return NotFoundError(
+        f"There is no object named {name!r}.{hint} list_objects() gives every name.",
+        suggestions=matches,
+    )

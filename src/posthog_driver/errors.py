@@ -1,0 +1,213 @@
+"""The driver's exception tree. Every error a public method raises is one of these.
+
+```
+DriverError                  anything the driver raises on purpose (also: an unexpected answer)
+├── ConfigError              settings missing or invalid (names the POSTHOG_* variable)
+├── ValidationError          input refused before anything was sent
+├── AuthenticationError      401: the key is missing, wrong or revoked
+├── PermissionDeniedError    403: the key lacks a scope or access to the project
+├── NotFoundError            404, or an object name the schema does not have
+├── QueryError               400: HogQL rejected; carries PostHog's `detail` and `code`
+├── RateLimitError           429 we could not wait out; carries `retry_after`
+├── ServerError              5xx
+├── TransportError           the network failed (after retries)
+├── RequestTimeoutError      no answer within the timeout (after retries)
+└── CircuitOpenError         the breaker is open; carries `retry_after`
+```
+
+Errors from the HTTP layer carry `status_code` (None without a response) and PostHog's own
+`code` and `detail` from its error body (`{"type", "code", "detail", "attr"}`) when present.
+
+Each class says when it is raised and what to do next. Messages never contain the API key: the
+key is only ever held as a `SecretStr` and the HTTP layer never puts headers into errors.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "CircuitOpenError",
+    "ConfigError",
+    "DriverError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QueryError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "error_from_response",
+]
+
+_EXCERPT_CHARS = 200
+
+
+class DriverError(Exception):
+    """Base class of every error the driver raises on purpose; catch this to catch them all.
+
+    Raised as itself for misuse (a closed driver) and for answers of no known shape.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(DriverError):
+    """A setting is missing or invalid. Raised when `DriverSettings` (or the driver) is built.
+
+    The message names the environment variable (`POSTHOG_...`) and what is wrong with it.
+    """
+
+
+class ValidationError(DriverError):
+    """Input was refused before anything was sent (empty query, non-JSON `values`, bad name...)."""
+
+
+class AuthenticationError(DriverError):
+    """401: PostHog did not accept the key. Check POSTHOG_API_KEY (personal keys start `phx_`)."""
+
+
+class PermissionDeniedError(DriverError):
+    """403: the key lacks a scope (e.g. `query:read`) or access to the project.
+
+    `missing_scope` holds the scope PostHog named, when it named one.
+    """
+
+    def __init__(self, message: str, *, missing_scope: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.missing_scope = missing_scope
+
+
+class NotFoundError(DriverError):
+    """404, or an object name the schema does not have. `suggestions` lists close matches."""
+
+    def __init__(self, message: str, *, suggestions: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.suggestions = suggestions or []
+
+
+class QueryError(DriverError):
+    """400: PostHog rejected the HogQL. `detail` is PostHog's message: fix the query and retry."""
+
+
+class RateLimitError(DriverError):
+    """429 that we would not (or could not) wait out. `retry_after` is in seconds, if known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(DriverError):
+    """PostHog answered 5xx after our retries. Usually transient: try again later."""
+
+
+class TransportError(DriverError):
+    """The connection failed (DNS, refused, reset) after our retries. Check POSTHOG_HOST."""
+
+
+class RequestTimeoutError(DriverError):
+    """No answer within POSTHOG_TIMEOUT after our retries. Narrow the query or raise the timeout."""
+
+
+class CircuitOpenError(DriverError):
+    """The circuit breaker is open after repeated failures; no request was sent.
+
+    `retry_after` says in how many seconds a probe request will be let through.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
+
+
+def _parse_body(text: str) -> tuple[str | None, str | None, str | None]:
+    """Return PostHog's (type, code, detail) from an error body, or Nones if it has another shape."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    values = (body.get("type"), body.get("code"), body.get("detail"))
+    return tuple(v if isinstance(v, str) else None for v in values)  # type: ignore[return-value]
+
+
+def _missing_scope(detail: str | None) -> str | None:
+    # PostHog says: "API key missing required scope 'query:read'".
+    if detail and "scope" in detail and "'" in detail:
+        parts = detail.split("'")
+        if len(parts) >= 3:
+            return parts[1]
+    return None
+
+
+def error_from_response(
+    status_code: int, text: str, *, retry_after: float | None = None
+) -> DriverError:
+    """Map a failed PostHog response (status and body text) to the matching typed error.
+
+    Works for PostHog's `{"type","code","detail","attr"}` bodies and for anything else (an HTML
+    error page from a proxy, truncated JSON): then the message carries the status and an excerpt.
+    """
+    _type, code, detail = _parse_body(text)
+    said = detail if detail is not None else (_excerpt(text) or "(empty body)")
+    common: dict[str, Any] = {"status_code": status_code, "code": code, "detail": detail}
+    if status_code == 400:
+        return QueryError(f"PostHog rejected the query: {said}", **common)
+    if status_code == 401:
+        return AuthenticationError(
+            f"PostHog did not accept the API key (401: {said}). Check POSTHOG_API_KEY; "
+            "personal API keys start with phx_.",
+            **common,
+        )
+    if status_code == 403:
+        scope = _missing_scope(detail)
+        hint = (
+            f"Give the key the '{scope}' scope in PostHog (Settings > Personal API keys)."
+            if scope
+            else "Check the key's scopes and that it can access POSTHOG_PROJECT_ID."
+        )
+        return PermissionDeniedError(
+            f"PostHog refused access (403: {said}). {hint}", missing_scope=scope, **common
+        )
+    if status_code == 404:
+        return NotFoundError(
+            f"PostHog found nothing there (404: {said}). Check POSTHOG_PROJECT_ID and POSTHOG_HOST.",
+            **common,
+        )
+    if status_code == 429:
+        wait = f"retry in {retry_after:g} s" if retry_after is not None else "retry later"
+        return RateLimitError(
+            f"PostHog rate limit reached (429: {said}); {wait}.", retry_after=retry_after, **common
+        )
+    if status_code == 408:
+        return RequestTimeoutError(f"PostHog timed out (408: {said}); retry later.", **common)
+    if status_code >= 500:
+        return ServerError(
+            f"PostHog had a server error ({status_code}: {said}); retry later.", **common
+        )
+    return DriverError(f"PostHog answered {status_code}: {said}", **common)

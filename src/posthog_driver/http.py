@@ -1,0 +1,263 @@
+"""The request pipeline: every HTTP call the driver makes goes through `RequestPipeline.send`.
+
+One attempt passes, in order: the circuit breaker, a query concurrency slot (query endpoint
+only), the endpoint's rate-limit bucket, then the one shared `httpx.AsyncClient`. The answer is
+mapped to data or a typed error in `_attempt` -- the only place foreign exceptions are
+translated. Around the attempt, `backoff` retries 408, 429, 500, 502, 503, 504, timeouts and
+network failures:
+
+    delay(n) = full_jitter(min(retry_max_delay, retry_base_delay * 2**n))
+
+A `Retry-After` (seconds or an HTTP date) is honoured up to `max_retry_after` by pausing the
+whole bucket, so every request of that endpoint class in this process waits, not only the one
+that saw it; the backoff delay is then 0. A longer `Retry-After` raises `RateLimitError` at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Generator
+from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import anyio
+import backoff
+import httpx
+
+from posthog_driver._version import __version__
+from posthog_driver.breaker import CircuitBreaker
+from posthog_driver.errors import (
+    DriverError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from posthog_driver.limits import RateLimits
+from posthog_driver.logging import get_logger
+from posthog_driver.settings import DriverSettings
+
+__all__ = ["Endpoint", "RequestPipeline"]
+
+Endpoint = Literal["query", "api"]
+
+USER_AGENT = f"posthog-driver/{__version__} (+python; httpx/{httpx.__version__})"
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RETRYABLE = (RateLimitError, RequestTimeoutError, ServerError, TransportError)
+
+log = get_logger()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent
+    or unreadable. Dates in the past give 0."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        current = datetime.now(UTC).timestamp() if now is None else now
+        seconds = when.timestamp() - current
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class RequestPipeline:
+    """Sends requests for one driver through breaker, slots, limits, client and retries.
+
+    A client passed in is used as it is and never closed here; otherwise one is created, with
+    the settings' timeout and connection limits, and closed by `aclose()`. Auth and User-Agent
+    go on each request, so a caller's client is not changed.
+    """
+
+    def __init__(self, settings: DriverSettings, client: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._owns_client = client is None
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+            ),
+            follow_redirects=False,
+        )
+        self.breaker = CircuitBreaker(
+            threshold=settings.breaker_threshold, reset_seconds=settings.breaker_reset_seconds
+        )
+        self.limits = RateLimits(
+            query=[(settings.query_rate_per_minute, 60.0), (settings.query_rate_per_hour, 3600.0)],
+            api=[(settings.api_rate_per_minute, 60.0), (settings.api_rate_per_hour, 3600.0)],
+        )
+        # Created on first use: anyio primitives want a running event loop.
+        self._query_slots: anyio.CapacityLimiter | None = None
+        self._with_retries = backoff.on_exception(
+            _retry_delays,
+            _RETRYABLE,
+            max_tries=settings.max_retries + 1,
+            jitter=backoff.full_jitter,
+            giveup=_give_up,
+            on_backoff=_log_retry,
+            base=settings.retry_base_delay,
+            cap=settings.retry_max_delay,
+        )(self._attempt)
+
+    @property
+    def query_slots(self) -> anyio.CapacityLimiter:
+        """The limiter that keeps at most `max_concurrent_queries` queries in flight."""
+        if self._query_slots is None:
+            self._query_slots = anyio.CapacityLimiter(self._settings.max_concurrent_queries)
+        return self._query_slots
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this pipeline created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: Endpoint,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """Send one logical request (with retries) and return the decoded JSON body.
+
+        `url` is a path below the host (`/api/projects/1/query/`) or an absolute URL on it
+        (a `next` link). Raises only `DriverError` subclasses.
+        """
+        if url.startswith("/"):
+            url = self._settings.host + url
+        try:
+            return await self._with_retries(method, url, endpoint, json, params, {"attempts": 0})
+        except _TooLongToWait as exc:
+            raise exc.error from None
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        endpoint: Endpoint,
+        body: Any,
+        params: dict[str, str] | None,
+        state: dict[str, int],
+    ) -> Any:
+        state["attempts"] += 1
+        async with self.breaker.admit(), self._slot(endpoint):
+            await self.limits.for_endpoint(endpoint).acquire()
+            started = time.perf_counter()
+            response = await self._request(method, url, body, params)
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            if response.is_success:
+                data = _decode(response)
+                log.debug(
+                    "request_done",
+                    endpoint=endpoint,
+                    method=method,
+                    status_code=response.status_code,
+                    elapsed_ms=elapsed_ms,
+                    attempt=state["attempts"],
+                )
+                return data
+            raise self._failure(response, endpoint)
+
+    def _slot(self, endpoint: Endpoint) -> AbstractAsyncContextManager[Any]:
+        return self.query_slots if endpoint == "query" else nullcontext()
+
+    async def _request(
+        self, method: str, url: str, body: Any, params: dict[str, str] | None
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        # The one place httpx's exceptions become ours; most specific first.
+        try:
+            return await self.client.request(method, url, json=body, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutError(
+                f"No answer from {self._settings.host} within {self._settings.timeout:g} s "
+                f"({type(exc).__name__}); narrow the query or raise POSTHOG_TIMEOUT."
+            ) from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+            raise TransportError(
+                f"Could not reach {self._settings.host} ({type(exc).__name__}: {exc}); "
+                "check POSTHOG_HOST and the network."
+            ) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+            raise DriverError(
+                f"The request to {self._settings.host} failed ({type(exc).__name__}: {exc}); "
+                "check POSTHOG_HOST."
+            ) from exc
+
+    def _failure(self, response: httpx.Response, endpoint: Endpoint) -> DriverError:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error = error_from_response(response.status_code, response.text, retry_after=retry_after)
+        if retry_after is not None and response.status_code in (429, 503):
+            if retry_after > self._settings.max_retry_after:
+                return _TooLongToWait(error)
+            self.limits.for_endpoint(endpoint).pause(retry_after)
+        return error
+
+
+class _TooLongToWait(DriverError):
+    """Carries an error whose `Retry-After` is above `max_retry_after`: raised without retrying."""
+
+    def __init__(self, error: DriverError) -> None:
+        super().__init__(error.message, status_code=error.status_code)
+        self.error = error
+
+
+def _give_up(exc: Exception) -> bool:
+    return not isinstance(exc, _RETRYABLE)
+
+
+async def _log_retry(details: Any) -> None:
+    exc = details["exception"]
+    log.info(
+        "retrying",
+        endpoint=details["args"][2],
+        attempt=details["tries"],
+        wait_s=round(details["wait"], 3),
+        error=type(exc).__name__,
+        status_code=getattr(exc, "status_code", None),
+        retry_after=getattr(exc, "retry_after", None),
+    )
+
+
+def _retry_delays(base: float, cap: float) -> Generator[float, Exception | None, None]:
+    """backoff's wait generator: exponential, but 0 after a `Retry-After` (the bucket waits)."""
+    attempt = 0
+    exc = yield 0.0  # backoff primes the generator and discards this value
+    while True:
+        paused = getattr(exc, "retry_after", None) is not None
+        delay = 0.0 if paused else min(cap, base * 2**attempt)
+        attempt += 1
+        exc = yield delay
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        excerpt = " ".join(response.text.split())[:200]
+        raise DriverError(
+            f"PostHog answered {response.status_code} with a body that is not JSON "
+            f"({excerpt!r}); check that POSTHOG_HOST is PostHog's app host "
+            "(e.g. https://us.posthog.com), not a proxy page or the ingestion host.",
+            status_code=response.status_code,
+        ) from None

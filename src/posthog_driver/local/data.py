@@ -1,0 +1,339 @@
+"""A seeded, deterministic generator of a believable SaaS product's analytics data.
+
+The product ("Acme Analytics") has anonymous visitors and signed-up users. Users move through a
+``signed_up -> onboarding_completed -> subscription_started`` funnel with drop-off that depends on
+browser, device and acquisition source; some subscribers churn (``subscription_cancelled``) and
+go quiet afterwards. Traffic has weekly seasonality (quiet weekends) and office-hours peaks.
+
+Everything is vectorised with numpy so that a million events take seconds. Events, persons and
+sessions come back as flat pandas DataFrames; the engine turns property columns into JSON.
+The same ``(events, seed, now)`` always gives the same frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["EVENT_PROPERTY_COLUMNS", "DemoData", "generate"]
+
+DAY = 86_400.0
+WINDOW_DAYS = 30
+
+BROWSERS = np.array(["Chrome", "Safari", "Firefox", "Microsoft Edge", "Opera"])
+BROWSER_P = np.array([0.55, 0.22, 0.11, 0.09, 0.03])
+DEVICES = np.array(["Desktop", "Mobile", "Tablet"])
+DEVICE_P = np.array([0.68, 0.27, 0.05])
+DESKTOP_OS = np.array(["Mac OS X", "Windows", "Linux"])
+MOBILE_OS = np.array(["iOS", "Android"])
+SOURCES = np.array(["google", "", "producthunt", "twitter", "linkedin", "newsletter"])
+SOURCE_P = np.array([0.34, 0.26, 0.12, 0.1, 0.1, 0.08])
+REFERRERS = {
+    "google": "www.google.com",
+    "": "$direct",
+    "producthunt": "www.producthunt.com",
+    "twitter": "t.co",
+    "linkedin": "www.linkedin.com",
+    "newsletter": "mail.google.com",
+}
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "IN", "BR", "CA", "NL", "ES", "AU", "JP", "PL"])
+COUNTRY_P = np.array([0.34, 0.1, 0.09, 0.07, 0.09, 0.06, 0.05, 0.05, 0.04, 0.04, 0.04, 0.03])
+FIRST_NAMES = np.array(
+    "Ada Alan Grace Linus Ken Barbara Margaret Dennis Edsger Radia Katherine Guido Tim Frances"
+    " Donald Sophie Hedy Niklaus Anita Yukihiro Brian Leslie John Mary Carlos Ana Priya Wei".split()
+)
+LAST_NAMES = np.array(
+    "Lovelace Turing Hopper Torvalds Thompson Liskov Hamilton Ritchie Dijkstra Perlman Johnson"
+    " Rossum Berners-Lee Allen Knuth Wilson Lamarr Wirth Borg Matsumoto Kernighan Lamport Backus"
+    " Shaw Silva Costa Sharma Zhang".split()
+)
+COMPANY_A = np.array("Blue Bright Swift Quiet Bold North Green Clever Silver Rapid".split())
+COMPANY_B = np.array("Rocket Harbor Labs Works Metrics Forge Cloud Pixel Signal Orbit".split())
+PLANS = np.array(["starter", "pro", "enterprise"])
+PLAN_P = np.array([0.6, 0.32, 0.08])
+PLAN_AMOUNT = np.array([29.0, 99.0, 499.0])
+FEATURES = np.array(["dashboards", "funnels", "retention", "session_replay", "feature_flags", "sql"])
+FEATURE_P = np.array([0.3, 0.2, 0.12, 0.18, 0.1, 0.1])
+APP_PAGES = np.array(["/dashboard", "/insights", "/projects", "/settings", "/events", "/docs"])
+SITE_PAGES = np.array(["/", "/pricing", "/blog/product-analytics-101", "/features", "/docs"])
+GENERIC_EVENTS = np.array(["$pageview", "$autocapture", "feature_used", "project_created", "invite_sent"])
+GENERIC_P = np.array([0.42, 0.34, 0.16, 0.03, 0.05])
+ORIGIN = "https://app.acme-analytics.com"
+# Weekly seasonality: Monday..Sunday relative activity, and a day curve peaking in office hours.
+WEEKDAY_WEIGHT = np.array([1.0, 1.05, 1.0, 0.95, 0.85, 0.4, 0.35])
+HOUR_WEIGHT = np.clip(np.sin((np.arange(24) - 5) / 24 * 2 * np.pi) + 0.35, 0.08, None)
+
+#: Event property columns of ``DemoData.events`` -> their PostHog property name.
+EVENT_PROPERTY_COLUMNS: dict[str, str] = {
+    "browser": "$browser",
+    "os": "$os",
+    "device_type": "$device_type",
+    "current_url": "$current_url",
+    "pathname": "$pathname",
+    "referring_domain": "$referring_domain",
+    "utm_source": "utm_source",
+    "feature": "feature",
+    "plan": "plan",
+    "amount": "amount",
+    "event_type": "$event_type",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoData:
+    """The generated frames. Timestamps are naive UTC ``datetime64[ns]``."""
+
+    persons: pd.DataFrame
+    """One row per person: id, distinct_id, anon_id, created_at, identified, and property columns."""
+
+    events: pd.DataFrame
+    """One row per event: event, timestamp, person index, session id, and property columns."""
+
+    now: dt.datetime
+    """The "now" the 30-day window ends at."""
+
+
+def generate(events: int, seed: int, now: dt.datetime | None = None) -> DemoData:
+    """Generate ``events`` events (exactly) for a product seeded with ``seed``, ending at ``now``."""
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+    rng = np.random.default_rng(seed)
+    end = now.replace(tzinfo=dt.UTC).timestamp()
+    start = end - WINDOW_DAYS * DAY
+    persons = _persons(rng, max(20, events // 35), start, end)
+    funnel = _funnel(rng, persons, start, end)
+    frame = _events(rng, persons, funnel, events, start, end)
+    return DemoData(persons=_person_frame(persons), events=frame, now=now)
+
+
+def _seasonal_times(rng: np.random.Generator, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Draw one epoch second per row in [low, high), denser on weekdays and in office hours."""
+    out = rng.uniform(low, high)
+    todo = np.arange(len(out))
+    for _ in range(12):  # rejection sampling; a dozen rounds leave a negligible remainder
+        day = ((out[todo] // DAY + 3) % 7).astype(int)  # 1970-01-01 was a Thursday
+        hour = ((out[todo] % DAY) // 3600).astype(int)
+        keep = rng.random(len(todo)) < WEEKDAY_WEIGHT[day] / 1.05 * HOUR_WEIGHT[hour] / HOUR_WEIGHT.max()
+        todo = todo[~keep]
+        if not len(todo):
+            break
+        out[todo] = rng.uniform(low[todo], high[todo])
+    return out
+
+
+def _persons(rng: np.random.Generator, n: int, start: float, end: float) -> dict[str, np.ndarray]:
+    """Persons: anonymous visitors, users who signed up in the window, and older users."""
+    kind = rng.choice(3, size=n, p=[0.3, 0.5, 0.2])  # 0 visitor, 1 new user, 2 older user
+    created = _seasonal_times(rng, np.full(n, start), np.full(n, end - 3600))
+    older = kind == 2
+    created[older] = rng.uniform(start - 120 * DAY, start - DAY, older.sum())
+    device = rng.choice(DEVICES, size=n, p=DEVICE_P)
+    mobile = device != "Desktop"
+    os_ = np.where(mobile, rng.choice(MOBILE_OS, size=n), rng.choice(DESKTOP_OS, size=n, p=[0.5, 0.42, 0.08]))
+    browser = rng.choice(BROWSERS, size=n, p=BROWSER_P)
+    browser[(os_ == "iOS") & (rng.random(n) < 0.7)] = "Safari"
+    first = rng.choice(FIRST_NAMES, size=n)
+    last = rng.choice(LAST_NAMES, size=n)
+    company = np.char.add(np.char.add(rng.choice(COMPANY_A, size=n), " "), rng.choice(COMPANY_B, size=n))
+    index = np.arange(n)
+    domain = np.char.add(np.char.lower(np.char.replace(company, " ", "")), ".io")
+    email = np.char.add(
+        np.char.add(np.char.add(np.char.lower(first), "."), np.char.lower(np.char.replace(last, "-", ""))),
+        np.char.add(np.char.add(index.astype(str), "@"), domain),
+    )
+    ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
+    return {
+        "kind": kind,
+        "created": created,
+        "device": device,
+        "os": os_,
+        "browser": browser,
+        "source": rng.choice(SOURCES, size=n, p=SOURCE_P),
+        "country": rng.choice(COUNTRIES, size=n, p=COUNTRY_P),
+        "name": np.char.add(np.char.add(first, " "), last),
+        "email": email,
+        "company": company,
+        "activity": rng.lognormal(0.0, 0.9, size=n),
+        "plan": np.full(n, "free", dtype=object),
+        "active_until": np.full(n, end),
+        "id": np.array([_uuid(a, b) for a, b in ids]),
+        "anon": np.array([_uuid(b, a) for a, b in ids]),
+    }
+
+
+def _uuid(hi: int, lo: int) -> str:
+    """Format two 63-bit integers as a version-4-looking UUID string."""
+    h = f"{hi:016x}{lo:016x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Funnel:
+    person: np.ndarray
+    time: np.ndarray
+    event: np.ndarray
+    plan: np.ndarray
+    amount: np.ndarray
+
+
+def _funnel(rng: np.random.Generator, p: dict[str, np.ndarray], start: float, end: float) -> _Funnel:
+    """The signup funnel and churn, with conversion that depends on who the person is."""
+    n = len(p["kind"])
+    new = p["kind"] == 1
+    p_onboard = 0.64 - 0.2 * (p["browser"] == "Safari") - 0.1 * (p["device"] != "Desktop")
+    p_onboard = p_onboard + 0.1 * (p["source"] == "producthunt") - 0.08 * (p["source"] == "twitter")
+    onboarded = new & (rng.random(n) < p_onboard)
+    t_onboard = p["created"] + rng.exponential(1.5 * 3600, n)
+    p_sub = 0.36 + 0.1 * (p["source"] == "google") + 0.16 * (p["source"] == "linkedin")
+    p_sub = p_sub - 0.15 * (p["source"] == "twitter") + 0.05 * (p["browser"] == "Firefox")
+    subscribed = onboarded & (rng.random(n) < p_sub)
+    t_sub = t_onboard + rng.exponential(2 * DAY, n)
+    subscribed &= t_sub < end
+    onboarded &= t_onboard < end
+    plan_index = rng.choice(3, size=n, p=PLAN_P)
+    older_paying = (p["kind"] == 2) & (rng.random(n) < 0.45)
+    paying = subscribed | older_paying
+    p["plan"][paying] = PLANS[plan_index[paying]]
+    t_cancel = np.where(older_paying, rng.uniform(start, end, n), t_sub + rng.uniform(2 * DAY, 25 * DAY, n))
+    churned = paying & (rng.random(n) < 0.2 + 0.1 * older_paying) & (t_cancel < end)
+    p["plan"][churned] = "free"
+    p["active_until"][churned] = np.minimum(t_cancel[churned] + DAY, end)
+
+    parts = [
+        (new, p["created"], "signed_up"),
+        (new, p["created"] + 2.0, "$identify"),
+        (onboarded, t_onboard, "onboarding_completed"),
+        (subscribed, t_sub, "subscription_started"),
+        (churned, t_cancel, "subscription_cancelled"),
+    ]
+    person = np.concatenate([np.flatnonzero(mask) for mask, _, _ in parts])
+    time = np.concatenate([when[mask] for mask, when, _ in parts])
+    event = np.concatenate([np.full(int(mask.sum()), name, dtype=object) for mask, _, name in parts])
+    billed = np.isin(event, ["subscription_started", "subscription_cancelled"])
+    plan = np.where(billed, PLANS[plan_index[person]], None)
+    amount = np.where(event == "subscription_started", PLAN_AMOUNT[plan_index[person]], np.nan)
+    return _Funnel(person=person, time=time, event=event, plan=plan, amount=amount)
+
+
+def _events(
+    rng: np.random.Generator,
+    p: dict[str, np.ndarray],
+    funnel: _Funnel,
+    total: int,
+    start: float,
+    end: float,
+) -> pd.DataFrame:
+    """Build sessions (anchored at funnel moments, plus regular visits) and fill them with events."""
+    keep = min(len(funnel.person), total)
+    order = np.argsort(funnel.time, kind="stable")[:keep]
+    f_person, f_time = funnel.person[order], funnel.time[order]
+    generic = total - keep
+    # Signup and identify share a session; every other funnel moment gets a session of its own.
+    anchored = funnel.event[order] != "$identify"
+    n_sessions = max(int(anchored.sum()), generic // 7, 1 if generic else 0)
+    n_regular = n_sessions - int(anchored.sum())
+
+    low = np.maximum(p["created"], start)
+    weight = p["activity"] * np.maximum(p["active_until"] - low, 0)
+    weight = weight / weight.sum()
+    r_person = rng.choice(len(weight), size=n_regular, p=weight)
+    r_start = _seasonal_times(rng, low[r_person], np.maximum(p["active_until"][r_person], low[r_person] + 1))
+    a_person = f_person[anchored]
+    a_start = f_time[anchored] - rng.uniform(30, 300, len(a_person))
+    s_person = np.concatenate([a_person, r_person]).astype(np.int64)
+    s_start = np.concatenate([a_start, r_start])
+    s_first = np.zeros(n_sessions, dtype=bool)
+    s_first[: len(a_person)] = funnel.event[order][anchored] == "signed_up"
+    s_source = np.where(rng.random(n_sessions) < 0.7, "", rng.choice(SOURCES, n_sessions, p=SOURCE_P))
+    s_source = np.where(s_first, p["source"][s_person], s_source)
+    s_id = np.array([_uuid(a, b) for a, b in rng.integers(0, 2**63, size=(n_sessions, 2))])
+
+    counts = np.zeros(n_sessions, dtype=np.int64)
+    if generic:
+        base = min(n_sessions, generic)
+        counts[rng.choice(n_sessions, size=base, replace=False)] = 1
+        counts += rng.multinomial(generic - base, _norm(rng, n_sessions))
+    g_session = np.repeat(np.arange(n_sessions), counts)
+    firsts = np.cumsum(counts) - counts
+    position = np.arange(len(g_session)) - np.repeat(firsts, counts)
+    gaps = rng.exponential(40.0, len(g_session))
+    offset = np.cumsum(gaps) - np.repeat((np.cumsum(gaps) - gaps)[firsts[counts > 0]], counts[counts > 0])
+    g_time = s_start[g_session] + offset
+    g_event = rng.choice(GENERIC_EVENTS, size=len(g_session), p=GENERIC_P).astype(object)
+    g_event[position == 0] = "$pageview"
+    is_last = position == np.repeat(counts - 1, counts)
+    g_event[is_last & (position > 0)] = "$pageleave"
+
+    f_session = np.empty(keep, dtype=np.int64)
+    anchor_index = np.cumsum(anchored) - 1  # identify rides along with the preceding signup session
+    f_session[:] = np.maximum(anchor_index, 0)
+
+    session = np.concatenate([f_session, g_session])
+    person = s_person[session]
+    time = np.minimum(np.concatenate([f_time, g_time]), end - 1)
+    event = np.concatenate([funnel.event[order], g_event])
+    n = len(event)
+    identified = p["kind"][person] != 0
+    visitor = ~identified
+    page = np.where(visitor, rng.choice(SITE_PAGES, n), rng.choice(APP_PAGES, n)).astype(object)
+    page[event == "signed_up"] = "/signup"
+    page[event == "$identify"] = "/signup"
+    page[event == "onboarding_completed"] = "/onboarding"
+    page[np.isin(event, ["subscription_started", "subscription_cancelled"])] = "/billing"
+    source = s_source[session]
+    plan = np.concatenate([funnel.plan[order], np.full(len(g_event), None, dtype=object)])
+    amount = np.concatenate([funnel.amount[order], np.full(len(g_event), np.nan)])
+    feature = np.where(event == "feature_used", rng.choice(FEATURES, n, p=FEATURE_P), None)
+    web = ~np.isin(event, ["subscription_started", "subscription_cancelled"])  # sent from the backend
+    autocapture = event == "$autocapture"
+    frame = pd.DataFrame(
+        {
+            "event": event,
+            "timestamp": pd.to_datetime(np.round(time * 1e6).astype("int64"), unit="us"),
+            "person_index": person,
+            "distinct_id": np.where(identified, p["id"][person], p["anon"][person]),
+            "session_id": s_id[session],
+            "elements_chain": np.where(autocapture, 'button.btn.primary:attr__class="btn"nth-child="1"', ""),
+            "browser": np.where(web, p["browser"][person], None),
+            "os": np.where(web, p["os"][person], None),
+            "device_type": np.where(web, p["device"][person], None),
+            "current_url": np.where(web, ORIGIN + page.astype(str), None),
+            "pathname": np.where(web, page, None),
+            "referring_domain": np.where(web, [REFERRERS[s] for s in source], None),
+            "utm_source": np.where(web & (source != ""), source, None),
+            "feature": feature,
+            "plan": plan,
+            "amount": amount,
+            "event_type": np.where(autocapture, "click", None),
+        }
+    )
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _norm(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Session engagement weights: most sessions are short, a few are long."""
+    w = rng.gamma(1.2, 1.0, n)
+    return np.asarray(w / w.sum())
+
+
+def _person_frame(p: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Persons as a frame; visitors have no email, name or company (PostHog knows nothing of them)."""
+    identified = p["kind"] != 0
+    return pd.DataFrame(
+        {
+            "id": p["id"],
+            "anon_id": p["anon"],
+            "distinct_id": np.where(identified, p["id"], p["anon"]),
+            "identified": identified,
+            "created_at": pd.to_datetime(np.round(p["created"] * 1e6).astype("int64"), unit="us"),
+            "email": np.where(identified, p["email"], None),
+            "name": np.where(identified, p["name"], None),
+            "company": np.where(identified, p["company"], None),
+            "country": p["country"],
+            "plan": np.where(identified, p["plan"], None),
+            "initial_utm_source": np.where(p["source"] != "", p["source"], None),
+            "initial_browser": p["browser"],
+        }
+    )

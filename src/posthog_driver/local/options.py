@@ -1,0 +1,93 @@
+"""Configuration of the local PostHog-compatible server.
+
+Every knob is off (or harmless) by default so that the server behaves like a quiet, healthy PostHog;
+throttling and fault injection are switched on explicitly by reliability tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+__all__ = ["ServerOptions", "generate_api_key"]
+
+
+def generate_api_key() -> str:
+    """Return a fresh personal API key in PostHog's form: ``phx_`` and 43 URL-safe characters."""
+    return "phx_" + secrets.token_urlsafe(32)[:43]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """How the local server listens, what data it serves and which PostHog limits it emulates.
+
+    Example::
+
+        ServerOptions(port=0, events=10_000, seed=7, max_concurrent_queries=3)
+    """
+
+    host: str = "127.0.0.1"
+    """Interface to bind. Loopback by default: the server has no real users and no TLS."""
+
+    port: int = 0
+    """TCP port; 0 asks the operating system for a free one (read it back from ``LocalServer.url``)."""
+
+    events: int = 50_000
+    """Number of events in the generated demo dataset (1_000_000 works; loading then takes seconds)."""
+
+    seed: int = 42
+    """Seed of the demo data generator: the same seed gives the same persons, sessions and events."""
+
+    api_key: str | None = None
+    """Personal API key clients must send as ``Authorization: Bearer <key>``; None generates one."""
+
+    project_id: str = "1"
+    """The one project id the server answers for; other ids get PostHog's 404."""
+
+    query_rate_per_minute: int | None = None
+    """Query endpoint throttle per minute (PostHog: 240); None switches the throttle off."""
+
+    query_rate_per_hour: int | None = None
+    """Query endpoint throttle per hour (PostHog: 2400); None switches the throttle off."""
+
+    max_concurrent_queries: int | None = None
+    """Queries allowed to run at once (PostHog: 3); one more gets the concurrency 429. None: no limit."""
+
+    fault_5xx_rate: float = 0.0
+    """Probability (0..1) that an API request is answered with an injected 503."""
+
+    fault_429_rate: float = 0.0
+    """Probability (0..1) that an API request is answered with an injected throttling 429."""
+
+    retry_after: int = 1
+    """``Retry-After`` seconds sent with injected 429 responses."""
+
+    fault_drop_rate: float = 0.0
+    """Probability (0..1) that the connection is closed without any response."""
+
+    latency_ms: tuple[int, int] = (0, 0)
+    """Range (low, high) of random latency in milliseconds added before every API response."""
+
+    query_timeout: float = 10.0
+    """Engine ``max_execution_time`` in seconds for one HogQL query (PostHog's API uses 10)."""
+
+    pool_size: int = 4
+    """Number of engine sessions; one session runs one query at a time, so this bounds parallelism."""
+
+    def __post_init__(self) -> None:
+        """Refuse values that cannot work, with a sentence that names the field."""
+        for name in ("fault_5xx_rate", "fault_429_rate", "fault_drop_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
+        low, high = self.latency_ms
+        if low < 0 or high < low:
+            raise ValueError(f"latency_ms must be (low, high) with 0 <= low <= high, got {self.latency_ms!r}")
+        if self.events < 0:
+            raise ValueError(f"events must be >= 0, got {self.events!r}")
+        if self.pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {self.pool_size!r}")
+        if self.query_timeout <= 0:
+            raise ValueError(f"query_timeout must be > 0, got {self.query_timeout!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port!r}")

@@ -1,0 +1,82 @@
+"""Structured logging: the library's logger, and `configure_logging()` for applications.
+
+The library only *emits* events (short snake_case names with key-value context, e.g.
+`query_sent rows=12 elapsed_ms=30`); it never configures logging itself, on import or otherwise.
+Applications and the CLI call `configure_logging()` once. Its pipeline ends in a redaction step,
+so even an event someone else logs with a PostHog key in it is printed without the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "redact"]
+
+LOGGER_NAME = "posthog_driver"
+
+# Personal (phx_), OAuth (pha_) and project secret (phs_) keys, and bearer headers.
+_SECRET = re.compile(r"\b(ph[xas]_)[A-Za-z0-9_\-]{6,}|(Bearer\s+)\S+", re.IGNORECASE)
+_SECRET_KEYS = frozenset({"api_key", "authorization", "password", "token", "secret"})
+
+
+def get_logger() -> Any:
+    """The driver's structlog logger (lazy: it uses whatever configuration exists at log time)."""
+    return structlog.get_logger(LOGGER_NAME)
+
+
+def redact(text: str) -> str:
+    """Replace anything shaped like a PostHog key or a bearer token with a placeholder."""
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+
+
+def _redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = "***"
+        elif isinstance(value, str):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def configure_logging(
+    level: str = "INFO", fmt: Literal["console", "json"] = "console"
+) -> None:
+    """Set up structlog (and stdlib logging) once, for an application or the CLI.
+
+    `level` is a stdlib level name; `fmt` is `console` (human-readable, to stderr) or `json`
+    (one JSON object per line). Keys and bearer tokens are redacted from every event.
+
+    >>> configure_logging(level="WARNING", fmt="json")
+    """
+    if fmt not in ("console", "json"):
+        raise ValueError(f"fmt must be 'console' or 'json', not {fmt!r}")
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"level must be a logging level name such as INFO, not {level!r}")
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
