@@ -28,7 +28,7 @@ from posthog_driver.errors import (
     RequestTimeoutError,
     ValidationError,
 )
-from posthog_driver.http import Endpoint, RequestPipeline
+from posthog_driver.http import RequestPipeline
 from posthog_driver.logging import get_logger
 from posthog_driver.results import QueryResult
 from posthog_driver.settings import DriverSettings
@@ -267,9 +267,7 @@ class AsyncDriver:
 
     # ---- queries ---------------------------------------------------------------------------
 
-    async def query(
-        self, hogql: str, values: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    async def query(self, hogql: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a HogQL query; one dict per row, keyed by column name.
 
         Put constants in `values` and refer to them as `{name}` in the text: PostHog binds them
@@ -297,7 +295,9 @@ class AsyncDriver:
 
     def _hogql_node(self, hogql: Any, values: Any) -> dict[str, Any]:
         if not isinstance(hogql, str):
-            raise ValidationError(f"The query must be a string of HogQL, not {type(hogql).__name__}.")
+            raise ValidationError(
+                f"The query must be a string of HogQL, not {type(hogql).__name__}."
+            )
         if not hogql.strip():
             raise ValidationError("The query is empty; write a HogQL SELECT, e.g. SELECT 1.")
         if len(hogql) > self.settings.max_query_chars:
@@ -356,7 +356,9 @@ class AsyncDriver:
         try:
             await self._pipeline.send("GET", f"{self._project_path}/", endpoint="api")
         except DriverError as exc:
-            log.warning("health_check_failed", error=type(exc).__name__, status_code=exc.status_code)
+            log.warning(
+                "health_check_failed", error=type(exc).__name__, status_code=exc.status_code
+            )
             return False
         return True
 
@@ -365,7 +367,7 @@ class AsyncDriver:
         return f"/api/projects/{self.settings.project_id}"
 
 
-class _first_error_group:  # noqa: N801 - used like anyio.create_task_group()
+class _first_error_group:
     """A task group that re-raises its first `DriverError` as itself, not an ExceptionGroup."""
 
     def __init__(self) -> None:
@@ -422,7 +424,8 @@ def _check_utf8(text: str, what: str) -> None:
 def _check_values(values: Any) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ValidationError(
-            f"`values` must be a dict of placeholder names to constants, not {type(values).__name__}."
+            "`values` must be a dict of placeholder names to constants, "
+            f"not {type(values).__name__}."
         )
     for key in values:
         if not isinstance(key, str) or not _PLACEHOLDER.match(key):

@@ -99,7 +99,9 @@ class PermissionDeniedError(DriverError):
 class NotFoundError(DriverError):
     """404, or an object name the schema does not have. `suggestions` lists close matches."""
 
-    def __init__(self, message: str, *, suggestions: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, message: str, *, suggestions: list[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.suggestions = suggestions or []
 
@@ -145,7 +147,7 @@ def _excerpt(text: str) -> str:
 
 
 def _parse_body(text: str) -> tuple[str | None, str | None, str | None]:
-    """Return PostHog's (type, code, detail) from an error body, or Nones if it has another shape."""
+    """PostHog's (type, code, detail) from an error body; Nones where it has another shape."""
     try:
         body = json.loads(text)
     except ValueError:
@@ -196,7 +198,8 @@ def error_from_response(
         )
     if status_code == 404:
         return NotFoundError(
-            f"PostHog found nothing there (404: {said}). Check POSTHOG_PROJECT_ID and POSTHOG_HOST.",
+            f"PostHog found nothing there (404: {said}). "
+            "Check POSTHOG_PROJECT_ID and POSTHOG_HOST.",
             **common,
         )
     if status_code == 429:

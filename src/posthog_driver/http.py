@@ -2,7 +2,7 @@
 
 One attempt passes, in order: the circuit breaker, a query concurrency slot (query endpoint
 only), the endpoint's rate-limit bucket, then the one shared `httpx.AsyncClient`. The answer is
-mapped to data or a typed error in `_attempt` -- the only place foreign exceptions are
+mapped to data or a typed error in `_request`, the only place foreign exceptions are
 translated. Around the attempt, `backoff` retries 408, 429, 500, 502, 503, 504, timeouts and
 network failures:
 
@@ -109,6 +109,7 @@ class RequestPipeline:
             jitter=backoff.full_jitter,
             giveup=_give_up,
             on_backoff=_log_retry,
+            logger=None,  # our own `retrying` event says it, without backoff's free-text lines
             base=settings.retry_base_delay,
             cap=settings.retry_max_delay,
         )(self._attempt)
@@ -142,7 +143,9 @@ class RequestPipeline:
         if url.startswith("/"):
             url = self._settings.host + url
         try:
-            return await self._with_retries(method, url, endpoint, json, params, {"attempts": 0})
+            return await self._with_retries(
+                method, url, endpoint=endpoint, body=json, params=params, state={"attempts": 0}
+            )
         except _TooLongToWait as exc:
             raise exc.error from None
 
@@ -150,6 +153,7 @@ class RequestPipeline:
         self,
         method: str,
         url: str,
+        *,
         endpoint: Endpoint,
         body: Any,
         params: dict[str, str] | None,
@@ -223,14 +227,17 @@ class _TooLongToWait(DriverError):
 
 
 def _give_up(exc: Exception) -> bool:
-    return not isinstance(exc, _RETRYABLE)
+    if not isinstance(exc, _RETRYABLE):
+        return True
+    # Network failures and timeouts have no status; of the statuses, only the transient ones.
+    return exc.status_code is not None and exc.status_code not in RETRY_STATUSES
 
 
 async def _log_retry(details: Any) -> None:
     exc = details["exception"]
     log.info(
         "retrying",
-        endpoint=details["args"][2],
+        endpoint=details["kwargs"]["endpoint"],
         attempt=details["tries"],
         wait_s=round(details["wait"], 3),
         error=type(exc).__name__,

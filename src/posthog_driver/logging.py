@@ -4,6 +4,10 @@ The library only *emits* events (short snake_case names with key-value context, 
 `query_sent rows=12 elapsed_ms=30`); it never configures logging itself, on import or otherwise.
 Applications and the CLI call `configure_logging()` once. Its pipeline ends in a redaction step,
 so even an event someone else logs with a PostHog key in it is printed without the key.
+
+Until structlog is configured (by `configure_logging()` or by the application), events go to the
+stdlib logger `posthog_driver` instead of structlog's default printer: that printer writes every
+level to stdout, which would flood an application's output and corrupt an MCP stdio stream.
 """
 
 from __future__ import annotations
@@ -25,9 +29,19 @@ _SECRET = re.compile(r"\b(ph[xas]_)[A-Za-z0-9_\-]{6,}|(Bearer\s+)\S+", re.IGNORE
 _SECRET_KEYS = frozenset({"api_key", "authorization", "password", "token", "secret"})
 
 
+class _DriverLogger:
+    """Chooses at each call: structlog when configured, else the stdlib `posthog_driver` logger."""
+
+    __slots__ = ()
+
+    def __getattr__(self, method: str) -> Any:
+        target = structlog.get_logger(LOGGER_NAME) if structlog.is_configured() else _STDLIB
+        return getattr(target, method)
+
+
 def get_logger() -> Any:
-    """The driver's structlog logger (lazy: it uses whatever configuration exists at log time)."""
-    return structlog.get_logger(LOGGER_NAME)
+    """The driver's logger: `log.info("query_sent", rows=3)`."""
+    return _LOGGER
 
 
 def redact(text: str) -> str:
@@ -46,9 +60,19 @@ def _redact_processor(
     return event_dict
 
 
-def configure_logging(
-    level: str = "INFO", fmt: Literal["console", "json"] = "console"
-) -> None:
+_STDLIB = structlog.wrap_logger(
+    logging.getLogger(LOGGER_NAME),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    processors=[
+        structlog.stdlib.filter_by_level,  # drop below the stdlib level before any work
+        _redact_processor,
+        structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+    ],
+)
+_LOGGER = _DriverLogger()
+
+
+def configure_logging(level: str = "INFO", fmt: Literal["console", "json"] = "console") -> None:
     """Set up structlog (and stdlib logging) once, for an application or the CLI.
 
     `level` is a stdlib level name; `fmt` is `console` (human-readable, to stderr) or `json`
@@ -79,4 +103,6 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )

@@ -86,7 +86,7 @@ class QueryResult:
             hogql=body.get("hogql") if isinstance(body.get("hogql"), str) else None,
             limit=body.get("limit") if isinstance(body.get("limit"), int) else None,
             offset=body.get("offset") if isinstance(body.get("offset"), int) else None,
-            timings=body.get("timings") if isinstance(body.get("timings"), list) else [],
+            timings=timings if isinstance(timings := body.get("timings"), list) else [],
         )
 
 

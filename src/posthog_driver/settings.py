@@ -47,10 +47,13 @@ class DriverSettings(BaseSettings):
         description="Personal API key (phx_...) with the query:read scope; "
         "event_definition:read and property_definition:read for schema discovery."
     )
-    project_id: str = Field(description="Numeric PostHog project id (Project settings > Project ID).")
+    project_id: str = Field(
+        description="Numeric PostHog project id (Project settings > Project ID)."
+    )
     host: str = Field(
         default="https://us.posthog.com",
-        description="PostHog's app host: https://us.posthog.com, https://eu.posthog.com or your own.",
+        description="PostHog's app host: https://us.posthog.com, https://eu.posthog.com "
+        "or your own.",
     )
     timeout: float = Field(
         default=60.0,
@@ -59,7 +62,10 @@ class DriverSettings(BaseSettings):
         "and run it up to 10 s, so keep this above 40.",
     )
     max_retries: int = Field(
-        default=3, ge=0, le=20, description="Retries after the first attempt for 408/429/5xx/network."
+        default=3,
+        ge=0,
+        le=20,
+        description="Retries after the first attempt for 408/429/5xx/network.",
     )
     max_retry_after: float = Field(
         default=60.0,
@@ -70,10 +76,18 @@ class DriverSettings(BaseSettings):
         default=0.5, ge=0, description="First backoff delay (s); doubles each retry, full jitter."
     )
     retry_max_delay: float = Field(default=8.0, ge=0, description="Cap of one backoff delay (s).")
-    query_rate_per_minute: int = Field(default=240, ge=1, description="Query endpoint: requests/min.")
-    query_rate_per_hour: int = Field(default=2400, ge=1, description="Query endpoint: requests/hour.")
-    api_rate_per_minute: int = Field(default=240, ge=1, description="Other endpoints: requests/min.")
-    api_rate_per_hour: int = Field(default=1200, ge=1, description="Other endpoints: requests/hour.")
+    query_rate_per_minute: int = Field(
+        default=240, ge=1, description="Query endpoint: requests/min."
+    )
+    query_rate_per_hour: int = Field(
+        default=2400, ge=1, description="Query endpoint: requests/hour."
+    )
+    api_rate_per_minute: int = Field(
+        default=240, ge=1, description="Other endpoints: requests/min."
+    )
+    api_rate_per_hour: int = Field(
+        default=1200, ge=1, description="Other endpoints: requests/hour."
+    )
     max_concurrent_queries: int = Field(
         default=3, ge=1, description="Queries in flight at once (PostHog runs 3 per organisation)."
     )
