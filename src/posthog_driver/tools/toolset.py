@@ -1,0 +1,139 @@
+"""`Toolset`: the driver as four agent tools, framework-neutral.
+
+`await toolset.call(name, arguments)` always returns a `ToolResult`; it never raises for bad
+arguments, an unknown tool or a `DriverError` (those come back with `is_error=True` and text
+that says what to change). Anything else is logged and masked to a generic error result, so no
+internals reach the model. Only cancellation propagates, as it must.
+
+Adapters (Anthropic Messages API, MCP, Claude Agent SDK) translate `specs` and `ToolResult` to
+their wire formats and add nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from posthog_driver.driver import AsyncDriver
+from posthog_driver.errors import DriverError
+from posthog_driver.logging import get_logger, redact
+from posthog_driver.tools import rendering
+from posthog_driver.tools.feedback import UNEXPECTED_ERROR, argument_problems, explain
+from posthog_driver.tools.rendering import RenderLimits
+from posthog_driver.tools.specs import TOOL_SPECS, ToolSpec
+
+__all__ = ["ToolResult", "Toolset"]
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call gives back: `text` for the model, and whether it is an error."""
+
+    text: str
+    is_error: bool = False
+
+
+class Toolset:
+    """The driver's tools (`list_objects`, `get_fields`, `query`, `describe`) for any agent loop.
+
+    ```python
+    async with AsyncDriver.from_env() as driver:
+        toolset = Toolset(driver)
+        result = await toolset.call("query", {"query": "SELECT count() FROM events LIMIT 1"})
+        print(result.text, result.is_error)
+    ```
+
+    `max_rows`, `max_chars` and `max_cell_chars` cap each rendering (see `RenderLimits`); the
+    defaults keep any result well under Claude Code's 25,000-token tool-result cap.
+    """
+
+    def __init__(
+        self,
+        driver: AsyncDriver,
+        *,
+        max_rows: int = rendering.DEFAULT_MAX_ROWS,
+        max_chars: int = rendering.DEFAULT_MAX_CHARS,
+        max_cell_chars: int = rendering.DEFAULT_MAX_CELL_CHARS,
+    ) -> None:
+        self.driver = driver
+        self.limits = RenderLimits(
+            max_rows=max_rows, max_chars=max_chars, max_cell_chars=max_cell_chars
+        )
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[str]]] = {
+            "list_objects": self._list_objects,
+            "get_fields": self._get_fields,
+            "query": self._query,
+            "describe": self._describe,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Toolset tools={self.names} limits={self.limits}>"
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """The tools' names, descriptions and JSON input schemas."""
+        return TOOL_SPECS
+
+    @property
+    def names(self) -> list[str]:
+        """The tool names, in the order they are offered."""
+        return [spec.name for spec in TOOL_SPECS]
+
+    def anthropic_tools(self) -> list[dict[str, Any]]:
+        """The tools as the Messages API's `tools=` list (name, description, input_schema)."""
+        return [
+            {"name": s.name, "description": s.description, "input_schema": s.input_schema}
+            for s in TOOL_SPECS
+        ]
+
+    async def call(self, name: str, arguments: Any = None) -> ToolResult:
+        """Run tool `name` with `arguments` (a dict, or None for none); never raises for errors."""
+        spec = next((s for s in TOOL_SPECS if s.name == name), None)
+        if spec is None:
+            return self._error(
+                f"There is no tool named {name!r}. The tools are: {', '.join(self.names)}."
+            )
+        arguments = {} if arguments is None else arguments
+        problems = argument_problems(spec, arguments)
+        if problems:
+            return self._error(
+                f"Invalid arguments for {name}: {'; '.join(problems)}. Fix them and call it again."
+            )
+        try:
+            text = await self._handlers[name](arguments)
+        except DriverError as exc:
+            log.info("tool_error", tool=name, error=type(exc).__name__)
+            return self._error(explain(exc))
+        except Exception:
+            # Masked on purpose: a traceback's text could carry internals or configuration.
+            log.exception("tool_crashed", tool=name)
+            return self._error(UNEXPECTED_ERROR)
+        return ToolResult(self._scrub(text))
+
+    async def _list_objects(self, _arguments: dict[str, Any]) -> str:
+        return rendering.render_objects(await self.driver.list_objects())
+
+    async def _get_fields(self, arguments: dict[str, Any]) -> str:
+        name = arguments["object_name"]
+        fields = await self.driver.get_fields(name)
+        return rendering.render_fields(name, fields, self.limits, search=arguments.get("search"))
+
+    async def _query(self, arguments: dict[str, Any]) -> str:
+        result = await self.driver.execute(arguments["query"], arguments.get("values"))
+        return rendering.render_result(result, self.limits)
+
+    async def _describe(self, arguments: dict[str, Any]) -> str:
+        catalog = await self.driver.describe(arguments.get("objects"))
+        return rendering.render_catalog(catalog, self.limits)
+
+    def _error(self, text: str) -> ToolResult:
+        return ToolResult(self._scrub(text), is_error=True)
+
+    def _scrub(self, text: str) -> str:
+        # The driver never puts the key in messages; this is the second wall, for rows or
+        # server messages that happen to echo it.
+        key = self.driver.settings.api_key.get_secret_value()
+        return redact(text.replace(key, "***"))
