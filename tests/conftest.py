@@ -12,6 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from posthog_driver import DriverSettings
+from tests.posthog_bodies import HOST, PROJECT
+
 SCHEMA_PATH = Path(__file__).parent / "fixtures" / "posthog_query_schema.json"
 
 # Looks like a real personal key, so a leak of it is easy to spot in captured text.
@@ -52,7 +55,7 @@ def posthog_schema() -> Callable[[str, Any], None]:
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[Any]:
     """The embedded PostHog-compatible server on a free 127.0.0.1 port, once per session."""
-    from posthog_driver.local import LocalServer, ServerOptions
+    from posthog_driver.local import LocalServer, ServerOptions  # noqa: PLC0415 - needs the extra
 
     with LocalServer(ServerOptions(events=20_000, seed=7)) as server:
         yield server
@@ -61,8 +64,6 @@ def local_server() -> Iterator[Any]:
 @pytest.fixture
 def make_settings() -> Callable[..., Any]:
     """Settings for the respx host, with backoff waits switched off through configuration."""
-    from posthog_driver import DriverSettings
-    from tests.posthog_bodies import HOST, PROJECT
 
     def make(**overrides: Any) -> DriverSettings:
         values: dict[str, Any] = {

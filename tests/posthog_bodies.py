@@ -30,7 +30,6 @@ def hogql_response(
         "limit": 100,
         "offset": 0,
         "timings": [{"k": "./query", "t": 0.01}],
-        "is_cached": False,
     }
 
 
@@ -75,6 +74,7 @@ def schema_response() -> dict[str, Any]:
         table("system.cohorts", "system", [field("id", "integer"), field("name", "string")]),
         table("stripe_charges", "data_warehouse", [field("amount", "integer")]),
     ]
+    tables[-1] |= {"format": "Parquet", "url_pattern": "https://bucket.test/stripe/charges/*"}
     return {"tables": {t["name"]: t for t in tables}, "joins": []}
 
 

@@ -85,7 +85,7 @@ async def test_the_query_body_is_a_valid_posthog_query_request(mock, make_settin
         (404, error_body("invalid_request", "not_found", "Not found."), NotFoundError, "404"),
     ],
 )
-async def test_client_errors_map_to_their_type_and_are_never_retried(
+async def test_client_errors_map_to_their_type_and_are_never_retried(  # noqa: PLR0917
     mock, make_settings, status, body, error, fragment
 ):
     route = mock.post(QUERY_URL).respond(status, json=body)
@@ -149,7 +149,11 @@ async def test_a_200_of_the_wrong_shape_gives_a_driver_error(mock, make_settings
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 async def test_transient_statuses_are_retried_until_success(mock, make_settings, status):
     route = mock.post(QUERY_URL)
-    route.side_effect = [httpx.Response(status), httpx.Response(status), httpx.Response(200, json=OK)]
+    route.side_effect = [
+        httpx.Response(status),
+        httpx.Response(status),
+        httpx.Response(200, json=OK),
+    ]
     async with AsyncDriver(make_settings()) as driver:
         rows = await driver.query("SELECT 1")
     assert rows == [{"n": 1}]
@@ -302,15 +306,15 @@ async def test_a_429_pauses_the_whole_bucket_not_only_its_request(mock, make_set
 
     mock.post(QUERY_URL).mock(side_effect=answer)
     mock.get(PROJECT_URL).mock(side_effect=answer)
-    async with AsyncDriver(make_settings()) as driver:
-        async with anyio.create_task_group() as group:
-            group.start_soon(driver.query, "SELECT 1")
-            await anyio.sleep(0.05)  # the first query has met its 429 by now
-            limits = driver.pipeline.limits
-            assert limits.for_endpoint("query").paused_for > 0.1
-            assert limits.for_endpoint("api").paused_for == 0
-            group.start_soon(driver.query, "SELECT 2")
-            assert await driver.health_check()  # another bucket: not paused
+    async with AsyncDriver(make_settings()) as driver, anyio.create_task_group() as group:
+        group.start_soon(driver.query, "SELECT 1")
+        limits = driver.pipeline.limits
+        with anyio.fail_after(2):
+            while limits.for_endpoint("query").paused_for == 0:  # until the 429 has arrived
+                await anyio.sleep(0.001)
+        assert limits.for_endpoint("api").paused_for == 0
+        group.start_soon(driver.query, "SELECT 2")
+        assert await driver.health_check()  # another bucket: not paused
     throttled_at = arrivals[0][1]
     later_queries = [t for path, t in arrivals[1:] if path.endswith("/query/")]
     assert len(later_queries) == 2
