@@ -38,7 +38,7 @@ from posthog_driver.errors import (
     error_from_response,
 )
 from posthog_driver.limits import RateLimits
-from posthog_driver.logging import get_logger
+from posthog_driver.logging import get_logger, redact
 from posthog_driver.settings import DriverSettings
 
 __all__ = ["Endpoint", "RequestPipeline"]
@@ -192,21 +192,24 @@ class RequestPipeline:
         # The one place httpx's exceptions become ours; most specific first.
         try:
             return await self.client.request(method, url, json=body, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise RequestTimeoutError(
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+            raise self._translate(_scrubbed(exc)) from exc
+
+    def _translate(self, exc: Exception) -> DriverError:
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeoutError(
                 f"No answer from {self._settings.host} within {self._settings.timeout:g} s "
                 f"({type(exc).__name__}); narrow the query or raise POSTHOG_TIMEOUT."
-            ) from exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
-            raise TransportError(
+            )
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+            return TransportError(
                 f"Could not reach {self._settings.host} ({type(exc).__name__}: {exc}); "
                 "check POSTHOG_HOST and the network."
-            ) from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
-            raise DriverError(
-                f"The request to {self._settings.host} failed ({type(exc).__name__}: {exc}); "
-                "check POSTHOG_HOST."
-            ) from exc
+            )
+        return DriverError(
+            f"The request to {self._settings.host} failed ({type(exc).__name__}: {exc}); "
+            "check POSTHOG_HOST."
+        )
 
     def _failure(self, response: httpx.Response, endpoint: Endpoint) -> DriverError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -224,6 +227,16 @@ class _TooLongToWait(DriverError):
     def __init__(self, error: DriverError) -> None:
         super().__init__(error.message, status_code=error.status_code)
         self.error = error
+
+
+def _scrubbed(exc: Exception) -> Exception:
+    """The exception with any key-shaped text redacted from its message.
+
+    It stays chained (`from exc`) for debugging, and a chained traceback prints its message:
+    a transport or proxy that quotes the request's headers must not leak the key through it.
+    """
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    return exc
 
 
 def _give_up(exc: Exception) -> bool:
