@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["EVENT_PROPERTY_COLUMNS", "DemoData", "generate"]
+__all__ = ["VOCAB", "DemoData", "generate"]
 
 DAY = 86_400.0
 WINDOW_DAYS = 30
@@ -55,31 +55,20 @@ COMPANY_B = np.array("Rocket Harbor Labs Works Metrics Forge Cloud Pixel Signal 
 PLANS = np.array(["starter", "pro", "enterprise"])
 PLAN_P = np.array([0.6, 0.32, 0.08])
 PLAN_AMOUNT = np.array([29.0, 99.0, 499.0])
-FEATURES = np.array(["dashboards", "funnels", "retention", "session_replay", "feature_flags", "sql"])
+FEATURES = np.array(
+    ["dashboards", "funnels", "retention", "session_replay", "feature_flags", "sql"]
+)
 FEATURE_P = np.array([0.3, 0.2, 0.12, 0.18, 0.1, 0.1])
 APP_PAGES = np.array(["/dashboard", "/insights", "/projects", "/settings", "/events", "/docs"])
 SITE_PAGES = np.array(["/", "/pricing", "/blog/product-analytics-101", "/features", "/docs"])
-GENERIC_EVENTS = np.array(["$pageview", "$autocapture", "feature_used", "project_created", "invite_sent"])
+GENERIC_EVENTS = np.array(
+    ["$pageview", "$autocapture", "feature_used", "project_created", "invite_sent"]
+)
 GENERIC_P = np.array([0.42, 0.34, 0.16, 0.03, 0.05])
 ORIGIN = "https://app.acme-analytics.com"
 # Weekly seasonality: Monday..Sunday relative activity, and a day curve peaking in office hours.
 WEEKDAY_WEIGHT = np.array([1.0, 1.05, 1.0, 0.95, 0.85, 0.4, 0.35])
 HOUR_WEIGHT = np.clip(np.sin((np.arange(24) - 5) / 24 * 2 * np.pi) + 0.35, 0.08, None)
-
-#: Event property columns of ``DemoData.events`` -> their PostHog property name.
-EVENT_PROPERTY_COLUMNS: dict[str, str] = {
-    "browser": "$browser",
-    "os": "$os",
-    "device_type": "$device_type",
-    "current_url": "$current_url",
-    "pathname": "$pathname",
-    "referring_domain": "$referring_domain",
-    "utm_source": "utm_source",
-    "feature": "feature",
-    "plan": "plan",
-    "amount": "amount",
-    "event_type": "$event_type",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +76,13 @@ class DemoData:
     """The generated frames. Timestamps are naive UTC ``datetime64[ns]``."""
 
     persons: pd.DataFrame
-    """One row per person: id, distinct_id, anon_id, created_at, identified, and property columns."""
+    """One row per person: index, id halves, identified, created_at (epoch µs) and coded properties."""
+
+    sessions: pd.DataFrame
+    """One row per session: index, id halves and the coded ``utm_source`` of its landing."""
 
     events: pd.DataFrame
-    """One row per event: event, timestamp, person index, session id, and property columns."""
+    """One row per event, sorted by time: coded event, timestamp (epoch µs), person, session, props."""
 
     now: dt.datetime
     """The "now" the 30-day window ends at."""
@@ -104,8 +96,8 @@ def generate(events: int, seed: int, now: dt.datetime | None = None) -> DemoData
     start = end - WINDOW_DAYS * DAY
     persons = _persons(rng, max(20, events // 35), start, end)
     funnel = _funnel(rng, persons, start, end)
-    frame = _events(rng, persons, funnel, events, start, end)
-    return DemoData(persons=_person_frame(persons), events=frame, now=now)
+    frame, sessions = _events(rng, persons, funnel, events, start, end)
+    return DemoData(persons=_person_frame(persons), sessions=sessions, events=frame, now=now)
 
 
 def _seasonal_times(rng: np.random.Generator, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -115,7 +107,10 @@ def _seasonal_times(rng: np.random.Generator, low: np.ndarray, high: np.ndarray)
     for _ in range(12):  # rejection sampling; a dozen rounds leave a negligible remainder
         day = ((out[todo] // DAY + 3) % 7).astype(int)  # 1970-01-01 was a Thursday
         hour = ((out[todo] % DAY) // 3600).astype(int)
-        keep = rng.random(len(todo)) < WEEKDAY_WEIGHT[day] / 1.05 * HOUR_WEIGHT[hour] / HOUR_WEIGHT.max()
+        keep = (
+            rng.random(len(todo))
+            < WEEKDAY_WEIGHT[day] / 1.05 * HOUR_WEIGHT[hour] / HOUR_WEIGHT.max()
+        )
         todo = todo[~keep]
         if not len(todo):
             break
@@ -131,18 +126,15 @@ def _persons(rng: np.random.Generator, n: int, start: float, end: float) -> dict
     created[older] = rng.uniform(start - 120 * DAY, start - DAY, older.sum())
     device = rng.choice(DEVICES, size=n, p=DEVICE_P)
     mobile = device != "Desktop"
-    os_ = np.where(mobile, rng.choice(MOBILE_OS, size=n), rng.choice(DESKTOP_OS, size=n, p=[0.5, 0.42, 0.08]))
+    os_ = np.where(
+        mobile, rng.choice(MOBILE_OS, size=n), rng.choice(DESKTOP_OS, size=n, p=[0.5, 0.42, 0.08])
+    )
     browser = rng.choice(BROWSERS, size=n, p=BROWSER_P)
     browser[(os_ == "iOS") & (rng.random(n) < 0.7)] = "Safari"
-    first = rng.choice(FIRST_NAMES, size=n)
-    last = rng.choice(LAST_NAMES, size=n)
-    company = np.char.add(np.char.add(rng.choice(COMPANY_A, size=n), " "), rng.choice(COMPANY_B, size=n))
-    index = np.arange(n)
-    domain = np.char.add(np.char.lower(np.char.replace(company, " ", "")), ".io")
-    email = np.char.add(
-        np.char.add(np.char.add(np.char.lower(first), "."), np.char.lower(np.char.replace(last, "-", ""))),
-        np.char.add(np.char.add(index.astype(str), "@"), domain),
-    )
+    first = rng.integers(0, len(FIRST_NAMES), n)
+    last = rng.integers(0, len(LAST_NAMES), n)
+    company_a = rng.integers(0, len(COMPANY_A), n)
+    company_b = rng.integers(0, len(COMPANY_B), n)
     ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
     return {
         "kind": kind,
@@ -152,21 +144,15 @@ def _persons(rng: np.random.Generator, n: int, start: float, end: float) -> dict
         "browser": browser,
         "source": rng.choice(SOURCES, size=n, p=SOURCE_P),
         "country": rng.choice(COUNTRIES, size=n, p=COUNTRY_P),
-        "name": np.char.add(np.char.add(first, " "), last),
-        "email": email,
-        "company": company,
+        "company": company_a * len(COMPANY_B) + company_b,
         "activity": rng.lognormal(0.0, 0.9, size=n),
         "plan": np.full(n, "free", dtype=object),
         "active_until": np.full(n, end),
-        "id": np.array([_uuid(a, b) for a, b in ids]),
-        "anon": np.array([_uuid(b, a) for a, b in ids]),
+        "id_hi": ids[:, 0],
+        "id_lo": ids[:, 1],
+        "first": first,
+        "last": last,
     }
-
-
-def _uuid(hi: int, lo: int) -> str:
-    """Format two 63-bit integers as a version-4-looking UUID string."""
-    h = f"{hi:016x}{lo:016x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +164,9 @@ class _Funnel:
     amount: np.ndarray
 
 
-def _funnel(rng: np.random.Generator, p: dict[str, np.ndarray], start: float, end: float) -> _Funnel:
+def _funnel(
+    rng: np.random.Generator, p: dict[str, np.ndarray], start: float, end: float
+) -> _Funnel:
     """The signup funnel and churn, with conversion that depends on who the person is."""
     n = len(p["kind"])
     new = p["kind"] == 1
@@ -196,7 +184,9 @@ def _funnel(rng: np.random.Generator, p: dict[str, np.ndarray], start: float, en
     older_paying = (p["kind"] == 2) & (rng.random(n) < 0.45)
     paying = subscribed | older_paying
     p["plan"][paying] = PLANS[plan_index[paying]]
-    t_cancel = np.where(older_paying, rng.uniform(start, end, n), t_sub + rng.uniform(2 * DAY, 25 * DAY, n))
+    t_cancel = np.where(
+        older_paying, rng.uniform(start, end, n), t_sub + rng.uniform(2 * DAY, 25 * DAY, n)
+    )
     churned = paying & (rng.random(n) < 0.2 + 0.1 * older_paying) & (t_cancel < end)
     p["plan"][churned] = "free"
     p["active_until"][churned] = np.minimum(t_cancel[churned] + DAY, end)
@@ -210,11 +200,19 @@ def _funnel(rng: np.random.Generator, p: dict[str, np.ndarray], start: float, en
     ]
     person = np.concatenate([np.flatnonzero(mask) for mask, _, _ in parts])
     time = np.concatenate([when[mask] for mask, when, _ in parts])
-    event = np.concatenate([np.full(int(mask.sum()), name, dtype=object) for mask, _, name in parts])
+    event = np.concatenate(
+        [np.full(int(mask.sum()), name, dtype=object) for mask, _, name in parts]
+    )
     billed = np.isin(event, ["subscription_started", "subscription_cancelled"])
     plan = np.where(billed, PLANS[plan_index[person]], None)
     amount = np.where(event == "subscription_started", PLAN_AMOUNT[plan_index[person]], np.nan)
     return _Funnel(person=person, time=time, event=event, plan=plan, amount=amount)
+
+
+def _codes(values: np.ndarray, vocab: tuple[str, ...]) -> np.ndarray:
+    """Map strings (or None) to positions in ``vocab``; -1 stands for "no value"."""
+    lookup = {name: i for i, name in enumerate(vocab)}
+    return np.array([lookup.get(v, -1) if v is not None else -1 for v in values], dtype=np.int16)
 
 
 def _events(
@@ -224,31 +222,43 @@ def _events(
     total: int,
     start: float,
     end: float,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build sessions (anchored at funnel moments, plus regular visits) and fill them with events."""
     keep = min(len(funnel.person), total)
     order = np.argsort(funnel.time, kind="stable")[:keep]
-    f_person, f_time = funnel.person[order], funnel.time[order]
+    f_person, f_time, f_event = funnel.person[order], funnel.time[order], funnel.event[order]
     generic = total - keep
     # Signup and identify share a session; every other funnel moment gets a session of its own.
-    anchored = funnel.event[order] != "$identify"
-    n_sessions = max(int(anchored.sum()), generic // 7, 1 if generic else 0)
-    n_regular = n_sessions - int(anchored.sum())
+    anchored = f_event != "$identify"
+    n_anchored = int(anchored.sum())
+    n_sessions = max(n_anchored, generic // 7, 1 if generic else 0)
+    n_regular = n_sessions - n_anchored
 
     low = np.maximum(p["created"], start)
     weight = p["activity"] * np.maximum(p["active_until"] - low, 0)
-    weight = weight / weight.sum()
-    r_person = rng.choice(len(weight), size=n_regular, p=weight)
-    r_start = _seasonal_times(rng, low[r_person], np.maximum(p["active_until"][r_person], low[r_person] + 1))
+    r_person = rng.choice(len(weight), size=n_regular, p=weight / weight.sum())
+    r_start = _seasonal_times(
+        rng, low[r_person], np.maximum(p["active_until"][r_person], low[r_person] + 1)
+    )
     a_person = f_person[anchored]
-    a_start = f_time[anchored] - rng.uniform(30, 300, len(a_person))
+    a_start = f_time[anchored] - rng.uniform(30, 300, n_anchored)
     s_person = np.concatenate([a_person, r_person]).astype(np.int64)
     s_start = np.concatenate([a_start, r_start])
     s_first = np.zeros(n_sessions, dtype=bool)
-    s_first[: len(a_person)] = funnel.event[order][anchored] == "signed_up"
-    s_source = np.where(rng.random(n_sessions) < 0.7, "", rng.choice(SOURCES, n_sessions, p=SOURCE_P))
-    s_source = np.where(s_first, p["source"][s_person], s_source)
-    s_id = np.array([_uuid(a, b) for a, b in rng.integers(0, 2**63, size=(n_sessions, 2))])
+    s_first[:n_anchored] = f_event[anchored] == "signed_up"
+    source_codes = _codes(p["source"], VOCAB["utm_source"])
+    s_source = np.where(
+        rng.random(n_sessions) < 0.7, -1, rng.choice(len(SOURCES), n_sessions, p=SOURCE_P)
+    ).astype(np.int16)
+    s_source = np.where(s_first, source_codes[s_person], s_source)
+    sessions = pd.DataFrame(
+        {
+            "session_index": np.arange(n_sessions, dtype=np.int64),
+            "hi": rng.integers(0, 2**63, n_sessions, dtype=np.int64),
+            "lo": rng.integers(0, 2**63, n_sessions, dtype=np.int64),
+            "source": s_source,
+        }
+    )
 
     counts = np.zeros(n_sessions, dtype=np.int64)
     if generic:
@@ -259,57 +269,58 @@ def _events(
     firsts = np.cumsum(counts) - counts
     position = np.arange(len(g_session)) - np.repeat(firsts, counts)
     gaps = rng.exponential(40.0, len(g_session))
-    offset = np.cumsum(gaps) - np.repeat((np.cumsum(gaps) - gaps)[firsts[counts > 0]], counts[counts > 0])
+    ends = np.cumsum(gaps)
+    offset = ends - np.repeat((ends - gaps)[firsts[counts > 0]], counts[counts > 0])
     g_time = s_start[g_session] + offset
-    g_event = rng.choice(GENERIC_EVENTS, size=len(g_session), p=GENERIC_P).astype(object)
-    g_event[position == 0] = "$pageview"
+    event_vocab = VOCAB["event"]
+    g_event = rng.choice(
+        [event_vocab.index(e) for e in GENERIC_EVENTS], size=len(g_session), p=GENERIC_P
+    ).astype(np.int16)
+    g_event[position == 0] = event_vocab.index("$pageview")
     is_last = position == np.repeat(counts - 1, counts)
-    g_event[is_last & (position > 0)] = "$pageleave"
+    g_event[is_last & (position > 0)] = event_vocab.index("$pageleave")
 
-    f_session = np.empty(keep, dtype=np.int64)
-    anchor_index = np.cumsum(anchored) - 1  # identify rides along with the preceding signup session
-    f_session[:] = np.maximum(anchor_index, 0)
-
+    # identify rides along with the signup session just before it
+    f_session = np.maximum(np.cumsum(anchored) - 1, 0)
     session = np.concatenate([f_session, g_session])
     person = s_person[session]
     time = np.minimum(np.concatenate([f_time, g_time]), end - 1)
-    event = np.concatenate([funnel.event[order], g_event])
+    event = np.concatenate([_codes(f_event, event_vocab), g_event])
     n = len(event)
-    identified = p["kind"][person] != 0
-    visitor = ~identified
-    page = np.where(visitor, rng.choice(SITE_PAGES, n), rng.choice(APP_PAGES, n)).astype(object)
-    page[event == "signed_up"] = "/signup"
-    page[event == "$identify"] = "/signup"
-    page[event == "onboarding_completed"] = "/onboarding"
-    page[np.isin(event, ["subscription_started", "subscription_cancelled"])] = "/billing"
-    source = s_source[session]
-    plan = np.concatenate([funnel.plan[order], np.full(len(g_event), None, dtype=object)])
-    amount = np.concatenate([funnel.amount[order], np.full(len(g_event), np.nan)])
-    feature = np.where(event == "feature_used", rng.choice(FEATURES, n, p=FEATURE_P), None)
-    web = ~np.isin(event, ["subscription_started", "subscription_cancelled"])  # sent from the backend
-    autocapture = event == "$autocapture"
-    frame = pd.DataFrame(
+    visitor = p["kind"][person] == 0
+    pages = VOCAB["pathname"]
+    page = np.where(
+        visitor,
+        rng.choice([pages.index(x) for x in SITE_PAGES], n),
+        rng.choice([pages.index(x) for x in APP_PAGES], n),
+    ).astype(np.int16)
+    for name, path in [
+        ("signed_up", "/signup"),
+        ("$identify", "/signup"),
+        ("onboarding_completed", "/onboarding"),
+        ("subscription_started", "/billing"),
+        ("subscription_cancelled", "/billing"),
+    ]:
+        page[event == event_vocab.index(name)] = pages.index(path)
+    feature = np.where(
+        event == event_vocab.index("feature_used"), rng.choice(len(FEATURES), n, p=FEATURE_P), -1
+    )
+    plan = np.concatenate([_codes(funnel.plan[order], VOCAB["plan"]), np.full(len(g_event), -1)])
+    events = pd.DataFrame(
         {
             "event": event,
-            "timestamp": pd.to_datetime(np.round(time * 1e6).astype("int64"), unit="us"),
-            "person_index": person,
-            "distinct_id": np.where(identified, p["id"][person], p["anon"][person]),
-            "session_id": s_id[session],
-            "elements_chain": np.where(autocapture, 'button.btn.primary:attr__class="btn"nth-child="1"', ""),
-            "browser": np.where(web, p["browser"][person], None),
-            "os": np.where(web, p["os"][person], None),
-            "device_type": np.where(web, p["device"][person], None),
-            "current_url": np.where(web, ORIGIN + page.astype(str), None),
-            "pathname": np.where(web, page, None),
-            "referring_domain": np.where(web, [REFERRERS[s] for s in source], None),
-            "utm_source": np.where(web & (source != ""), source, None),
-            "feature": feature,
-            "plan": plan,
-            "amount": amount,
-            "event_type": np.where(autocapture, "click", None),
+            "timestamp": np.round(time * 1e6).astype(np.int64),
+            "person_index": person.astype(np.int64),
+            "session_index": session.astype(np.int64),
+            # every event here is captured in the browser (billing runs in the app), so all are "web"
+            "web": np.ones(n, dtype=bool),
+            "pathname": page,
+            "feature": feature.astype(np.int16),
+            "plan": plan.astype(np.int16),
+            "amount": np.concatenate([funnel.amount[order], np.full(len(g_event), np.nan)]),
         }
     )
-    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return events.sort_values("timestamp", kind="stable").reset_index(drop=True), sessions
 
 
 def _norm(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -319,21 +330,52 @@ def _norm(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _person_frame(p: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Persons as a frame; visitors have no email, name or company (PostHog knows nothing of them)."""
-    identified = p["kind"] != 0
+    """Persons as a frame of codes into ``VOCAB``; the engine spells them out."""
     return pd.DataFrame(
         {
-            "id": p["id"],
-            "anon_id": p["anon"],
-            "distinct_id": np.where(identified, p["id"], p["anon"]),
-            "identified": identified,
-            "created_at": pd.to_datetime(np.round(p["created"] * 1e6).astype("int64"), unit="us"),
-            "email": np.where(identified, p["email"], None),
-            "name": np.where(identified, p["name"], None),
-            "company": np.where(identified, p["company"], None),
-            "country": p["country"],
-            "plan": np.where(identified, p["plan"], None),
-            "initial_utm_source": np.where(p["source"] != "", p["source"], None),
-            "initial_browser": p["browser"],
+            "person_index": np.arange(len(p["kind"]), dtype=np.int64),
+            "hi": p["id_hi"],
+            "lo": p["id_lo"],
+            "identified": p["kind"] != 0,
+            "created_at": np.round(p["created"] * 1e6).astype(np.int64),
+            "first": p["first"].astype(np.int16),
+            "last": p["last"].astype(np.int16),
+            "company": p["company"].astype(np.int16),
+            "country": _codes(p["country"], VOCAB["country"]),
+            "plan": _codes(p["plan"], VOCAB["plan"]),
+            "utm_source": _codes(p["source"], VOCAB["utm_source"]),
+            "browser": _codes(p["browser"], VOCAB["browser"]),
+            "os": _codes(p["os"], VOCAB["os"]),
+            "device_type": _codes(p["device"], VOCAB["device_type"]),
         }
     )
+
+
+#: Every coded column's vocabulary; code -1 means "no value" (NULL / absent property).
+VOCAB: dict[str, tuple[str, ...]] = {
+    "event": (
+        "$pageview",
+        "$pageleave",
+        "$autocapture",
+        "$identify",
+        "signed_up",
+        "onboarding_completed",
+        "project_created",
+        "invite_sent",
+        "feature_used",
+        "subscription_started",
+        "subscription_cancelled",
+    ),
+    "browser": tuple(BROWSERS),
+    "os": (*DESKTOP_OS, *MOBILE_OS),
+    "device_type": tuple(DEVICES),
+    "pathname": (*dict.fromkeys([*SITE_PAGES, *APP_PAGES, "/signup", "/onboarding", "/billing"]),),
+    "utm_source": tuple(s for s in SOURCES if s),
+    "referring_domain": tuple(REFERRERS[s] for s in SOURCES if s),
+    "feature": tuple(FEATURES),
+    "plan": ("free", *PLANS),
+    "country": tuple(COUNTRIES),
+    "first": tuple(FIRST_NAMES),
+    "last": tuple(LAST_NAMES),
+    "company": tuple(f"{a} {b}" for a in COMPANY_A for b in COMPANY_B),
+}

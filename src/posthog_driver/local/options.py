@@ -82,7 +82,9 @@ class ServerOptions:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
         low, high = self.latency_ms
         if low < 0 or high < low:
-            raise ValueError(f"latency_ms must be (low, high) with 0 <= low <= high, got {self.latency_ms!r}")
+            raise ValueError(
+                f"latency_ms must be (low, high) with 0 <= low <= high, got {self.latency_ms!r}"
+            )
         if self.events < 0:
             raise ValueError(f"events must be >= 0, got {self.events!r}")
         if self.pool_size < 1:
