@@ -1,0 +1,310 @@
+"""The `posthog-driver` command.
+
+    posthog-driver demo            the main job on the embedded local server (no account needed)
+    posthog-driver serve-local     run the local PostHog-compatible server; prints its env
+    posthog-driver objects|fields|describe|query   against the PostHog set by POSTHOG_*
+    posthog-driver ask "QUESTION"  a Claude tool loop over the driver (needs ANTHROPIC_API_KEY)
+    posthog-driver mcp [--http]    the MCP server (stdio by default)
+
+Errors print one line (`error: ...`) and exit non-zero: 1 for a driver error, 2 for bad
+configuration or usage, 130 on Ctrl-C. `--json` prints machine-readable output for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.markup import escape
+
+from posthog_driver import __version__
+from posthog_driver.driver import AsyncDriver
+from posthog_driver.errors import ConfigError, DriverError
+from posthog_driver.logging import configure_logging
+
+__all__ = ["main"]
+
+EXIT_DRIVER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except DriverError as exc:
+        return _fail(str(exc), EXIT_DRIVER_ERROR)
+    except _MissingExtra as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+class _MissingExtra(Exception):
+    """An optional extra the command needs is not installed."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posthog-driver",
+        description="Discover and query PostHog product analytics with HogQL.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ...")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the main job on the embedded local server")
+    _data_arguments(demo, default_events=50_000)
+    demo.set_defaults(run=_run_demo)
+
+    serve = commands.add_parser("serve-local", help="run the local PostHog-compatible server")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8010, help="port (default 8010; 0 = any free)")
+    _data_arguments(serve, default_events=50_000)
+    serve.add_argument("--api-key", default=None, help="key to accept (default: a new phx_ key)")
+    serve.add_argument("--project-id", default="1", help="project id to serve (default 1)")
+    serve.add_argument("--query-rate-per-minute", type=int, default=None, help="throttle (429)")
+    serve.add_argument("--query-rate-per-hour", type=int, default=None, help="throttle (429)")
+    serve.add_argument("--max-concurrent-queries", type=int, default=None, help="e.g. 3")
+    serve.add_argument("--fault-5xx-rate", type=float, default=0.0, help="0..1: injected 503s")
+    serve.add_argument("--fault-429-rate", type=float, default=0.0, help="0..1: injected 429s")
+    serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of injected 429s")
+    serve.add_argument("--fault-drop-rate", type=float, default=0.0, help="0..1: dropped conns")
+    serve.add_argument("--latency-ms", default="0,0", help="added latency range, e.g. 5,50")
+    serve.set_defaults(run=_run_serve)
+
+    objects = commands.add_parser("objects", help="list the tables (list_objects)")
+    _json_argument(objects)
+    objects.set_defaults(run=lambda a: _with_driver(a, _objects))
+
+    fields = commands.add_parser("fields", help="a table's fields (get_fields)")
+    fields.add_argument("name", help="table name, e.g. events")
+    _json_argument(fields)
+    fields.set_defaults(run=lambda a: _with_driver(a, _fields))
+
+    describe = commands.add_parser("describe", help="fields of many tables, concurrently")
+    describe.add_argument("names", nargs="*", help="tables (default: all)")
+    _json_argument(describe)
+    describe.set_defaults(run=lambda a: _with_driver(a, _describe))
+
+    query = commands.add_parser("query", help="run a HogQL query")
+    query.add_argument("hogql", help='e.g. "SELECT event, count() FROM events GROUP BY event"')
+    query.add_argument("--values", default=None, help='placeholder values as JSON: {"ev": "x"}')
+    _json_argument(query)
+    query.set_defaults(run=lambda a: _with_driver(a, _query))
+
+    ask = commands.add_parser("ask", help="ask Claude a question; it queries with the driver")
+    ask.add_argument("question")
+    ask.add_argument("--model", default=None, help="Claude model id")
+    ask.add_argument("--max-turns", type=int, default=10)
+    ask.set_defaults(run=_run_ask)
+
+    mcp = commands.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8765)
+    mcp.set_defaults(run=_run_mcp)
+    return parser
+
+
+def _data_arguments(parser: argparse.ArgumentParser, *, default_events: int) -> None:
+    parser.add_argument(
+        "--events", type=int, default=default_events, help=f"demo events (default {default_events})"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="demo data seed (default 42)")
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _local() -> Any:
+    try:
+        from posthog_driver import local  # noqa: PLC0415 - optional extra
+    except ImportError as exc:
+        raise _MissingExtra(str(exc)) from None
+    return local
+
+
+def _setup_logging(args: argparse.Namespace, default: str = "WARNING") -> None:
+    configure_logging(level=args.log_level or default, fmt="console")
+
+
+# ---- demo and serve-local ----
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    local = _local()
+    from posthog_driver.demo import walkthrough  # noqa: PLC0415 - rich tables only for the demo
+    from posthog_driver.settings import DriverSettings  # noqa: PLC0415
+
+    _setup_logging(args)
+    console = _console()
+    options = local.ServerOptions(port=0, events=args.events, seed=args.seed)
+    console.print(
+        f"Starting the embedded PostHog-compatible server ({args.events:,} demo events, "
+        f"seed {args.seed})..."
+    )
+
+    async def run() -> None:
+        async with local.LocalServer(options) as server:
+            console.print(f"Serving PostHog's API at {server.url} (project {server.project_id}).")
+            settings = DriverSettings(
+                host=server.url, api_key=server.api_key, project_id=server.project_id
+            )
+            async with AsyncDriver(settings) as driver:
+                await walkthrough(driver, console)
+        console.rule()
+        console.print(
+            "Done. Point the driver at your own PostHog with POSTHOG_HOST, POSTHOG_API_KEY and "
+            "POSTHOG_PROJECT_ID, or keep this data: posthog-driver serve-local"
+        )
+
+    anyio.run(run)
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    local = _local()
+    _setup_logging(args)
+    try:
+        low, high = (int(x) for x in args.latency_ms.split(","))
+        options = local.ServerOptions(
+            host=args.host,
+            port=args.port,
+            events=args.events,
+            seed=args.seed,
+            api_key=args.api_key,
+            project_id=args.project_id,
+            query_rate_per_minute=args.query_rate_per_minute,
+            query_rate_per_hour=args.query_rate_per_hour,
+            max_concurrent_queries=args.max_concurrent_queries,
+            fault_5xx_rate=args.fault_5xx_rate,
+            fault_429_rate=args.fault_429_rate,
+            retry_after=args.retry_after,
+            fault_drop_rate=args.fault_drop_rate,
+            latency_ms=(low, high),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"Invalid serve-local option: {exc}") from None
+    server = local.LocalServer(options)
+    server.serve_forever()
+    return 0
+
+
+# ---- commands against a configured PostHog ----
+
+
+def _with_driver(
+    args: argparse.Namespace, command: Callable[[AsyncDriver, argparse.Namespace], Awaitable[Any]]
+) -> int:
+    driver = AsyncDriver.from_env()
+    _setup_logging(args, driver.settings.log_level)
+
+    async def run() -> Any:
+        async with driver:
+            return await command(driver, args)
+
+    result = anyio.run(run)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str, ensure_ascii=False))
+    return 0
+
+
+async def _objects(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    names = await driver.list_objects()
+    if not args.json:
+        for name in names:
+            print(name)
+    return names
+
+
+async def _fields(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    fields = await driver.get_fields(args.name)
+    if not args.json:
+        _print_fields(args.name, fields)
+    return fields
+
+
+async def _describe(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    catalog = await driver.describe(args.names or None)
+    if not args.json:
+        for name, fields in catalog.items():
+            _print_fields(name, fields)
+    return catalog
+
+
+def _print_fields(name: str, fields: dict[str, dict[str, Any]]) -> None:
+    console = _console()
+    console.print(f"[bold]{escape(name)}[/bold] ({len(fields)} fields)")
+    for ref, info in fields.items():
+        values = info.get("values")
+        extra = f" values: {', '.join(map(str, values[:20]))}" if values else ""
+        console.print(
+            f"  {ref}  [dim]{escape(info.get('type', ''))}[/dim]  "
+            f"{escape(info.get('description', ''))}{escape(extra)}",
+            highlight=False,
+        )
+
+
+async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    from posthog_driver.demo import render_rows  # noqa: PLC0415
+
+    values = None
+    if args.values is not None:
+        try:
+            values = json.loads(args.values)
+        except ValueError as exc:
+            raise ConfigError(f"--values is not valid JSON: {exc}") from None
+    rows = await driver.query(args.hogql, values=values)
+    if not args.json:
+        _console().print(render_rows(f"{len(rows)} rows", rows, limit=1000))
+    return rows
+
+
+# ---- agent integrations ----
+
+
+def _run_ask(args: argparse.Namespace) -> int:
+    commands = _tool_commands()
+    kwargs: dict[str, Any] = {"max_turns": args.max_turns}
+    if args.model:
+        kwargs["model"] = args.model
+    return int(anyio.run(lambda: commands.ask(args.question, **kwargs)))
+
+
+def _run_mcp(args: argparse.Namespace) -> int:
+    commands = _tool_commands()
+    transport = "streamable-http" if args.http else "stdio"
+    return int(commands.serve_mcp(transport=transport, host=args.host, port=args.port))
+
+
+def _tool_commands() -> Any:
+    try:
+        from posthog_driver.tools import commands  # noqa: PLC0415 - optional extras
+    except ImportError as exc:
+        raise _MissingExtra(str(exc)) from None
+    return commands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
