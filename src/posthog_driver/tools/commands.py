@@ -1,0 +1,95 @@
+"""What `posthog-driver ask` and `posthog-driver mcp` run; the CLI only parses arguments.
+
+Both return an exit code: 0 on success, 1 when the work failed, 2 when it could not start
+(a missing key, a missing extra, invalid settings); each failure prints one line to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Literal
+
+from posthog_driver.driver import AsyncDriver
+from posthog_driver.errors import ConfigError
+from posthog_driver.settings import DriverSettings
+from posthog_driver.tools.toolset import Toolset
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+__all__ = ["DEFAULT_ASK_MODEL", "ask", "serve_mcp"]
+
+DEFAULT_ASK_MODEL = "claude-sonnet-5-5"
+
+Transport = Literal["stdio", "streamable-http"]
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"posthog-driver: {message}", file=sys.stderr)
+    return code
+
+
+async def ask(
+    question: str,
+    *,
+    model: str = DEFAULT_ASK_MODEL,
+    max_turns: int = 10,
+    client: AsyncAnthropic | None = None,
+) -> int:
+    """Answer `question` with Claude and the PostHog tools; print the answer to stdout.
+
+    Needs `ANTHROPIC_API_KEY` (unless `client` is given) and the `POSTHOG_*` settings.
+    """
+    if client is None and not os.environ.get("ANTHROPIC_API_KEY"):
+        return _fail("ask needs ANTHROPIC_API_KEY set to an Anthropic API key.", 2)
+    # Imported here, not at the top: the CLI must start (and say what is missing) without extras.
+    try:
+        import anthropic  # noqa: PLC0415
+
+        from posthog_driver.tools.anthropic_loop import run_tool_loop  # noqa: PLC0415
+    except ImportError:
+        return _fail('ask needs the anthropic extra: pip install "posthog-driver[anthropic]"', 2)
+    try:
+        driver = AsyncDriver.from_env()
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    try:
+        async with driver, client or anthropic.AsyncAnthropic() as claude:
+            outcome = await run_tool_loop(
+                claude,
+                Toolset(driver),
+                [{"role": "user", "content": question}],
+                model=model,
+                max_turns=max_turns,
+            )
+    except anthropic.APIError as exc:
+        return _fail(f"the Anthropic API failed: {exc.message}", 1)
+    print(outcome.text)
+    if outcome.hit_turn_limit:
+        return _fail(f"stopped after {max_turns} turns; the answer may be incomplete.", 1)
+    return 0
+
+
+def serve_mcp(*, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> int:
+    """Serve the tools over MCP until interrupted: `stdio`, or `streamable-http` on host:port.
+
+    Settings come from `POSTHOG_*` and are checked before serving, so a bad key fails fast
+    with one line instead of at the first tool call.
+    """
+    if transport not in ("stdio", "streamable-http"):
+        return _fail(f"unknown MCP transport {transport!r}; use stdio or streamable-http.", 2)
+    try:
+        from posthog_driver.tools.mcp_server import create_mcp_server  # noqa: PLC0415
+    except ImportError:
+        return _fail('mcp needs the mcp extra: pip install "posthog-driver[mcp]"', 2)
+    try:
+        settings = DriverSettings()
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    server = create_mcp_server(settings)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port)
+    return 0
