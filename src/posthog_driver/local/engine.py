@@ -24,10 +24,9 @@ from typing import Any
 
 import anyio
 import chdb  # noqa: F401  (the import error for a missing extra is raised in __init__)
-import pandas as pd
 from chdb import session as chdb_session
 
-from .catalog import SYSTEM_TABLES, TABLES
+from .catalog import EVENT_PROPERTIES, SYSTEM_TABLES, TABLES
 from .data import DemoData
 from .seed_sql import build_statements, insert_rows, system_rows
 
@@ -160,6 +159,10 @@ class Engine:
                     await anyio.to_thread.run_sync(self.kill, marker)
                 raise
 
+    def run_blocking(self, sql: str) -> QueryOutput:
+        """Run our own SQL on a query session in the calling thread (used while loading)."""
+        return self._run_sync(sql, {})
+
     def kill(self, marker: str) -> None:
         """Cancel running queries whose text starts with ``marker`` (our own comment)."""
         self._admin_query(f"KILL QUERY WHERE startsWith(query, '{marker}') ASYNC")
@@ -240,3 +243,18 @@ def _translate(exc: Exception, database: str) -> EngineError:
     if code_name == "TIMEOUT_EXCEEDED":
         return EngineTimeout(text, code_name)
     return EngineError(text, code_name)
+
+
+
+def definition_queries(database: str) -> tuple[str, str]:
+    """SQL for the definitions: events with first/last seen and volume; (event, property) pairs."""
+    events = f"SELECT event, min(timestamp), max(timestamp), count() FROM {database}.events GROUP BY event"
+    # typed JSON paths exist on every row (NULL when unset), so presence is counted per path
+    checks = ", ".join(
+        f"tuple('{name}', countIf(properties.`{name}` IS NOT NULL))" for name in EVENT_PROPERTIES
+    )
+    pairs = (
+        f"SELECT event, pair.1 FROM (SELECT event, [{checks}] AS found FROM {database}.events "
+        f"GROUP BY event) ARRAY JOIN found AS pair WHERE pair.2 > 0"
+    )
+    return events, pairs

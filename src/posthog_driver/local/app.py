@@ -1,0 +1,407 @@
+"""The ASGI app: PostHog's routes, bodies and status codes over the engine and the definitions.
+
+Every API request passes ``_guard`` first: injected latency and faults (as infrastructure would
+cause them), then the personal API key, the project id, and for the query endpoint the
+throttles and the concurrency cap, each answering with PostHog's own error body.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .catalog import TABLES
+from .data import generate
+from .definitions import Definitions
+from .engine import Engine, EngineError, EngineTimeout, QueryOutput, definition_queries
+from .hogql import HogQLError, compile_query
+from .limits import ConcurrencyGate, SlidingWindowThrottle
+from .options import ServerOptions, generate_api_key
+
+__all__ = ["ServerState", "build_app"]
+
+ORGANIZATION_ID = "018f0000-0000-4000-8000-00000000a11c"
+
+
+def _error(status: int, type_: str, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"type": type_, "code": code, "detail": detail, "attr": None}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation(detail: str, code: str = "invalid_input") -> Response:
+    return _error(400, "validation_error", code, detail)
+
+
+class ServerState:
+    """Everything one server instance owns: options, key, engine, definitions, limits, faults."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.api_key = options.api_key or generate_api_key()
+        self.engine = Engine(options.pool_size, options.query_timeout)
+        self.definitions: Definitions | None = None
+        self.random = random.Random(options.seed)  # noqa: S311 (fault points, not secrets)
+        self.throttles = [
+            SlidingWindowThrottle(rate, period)
+            for rate, period in ((options.query_rate_per_minute, 60), (options.query_rate_per_hour, 3600))
+            if rate is not None
+        ]
+        self.gate = ConcurrencyGate(options.max_concurrent_queries) if options.max_concurrent_queries else None
+        self.drop_connection: Callable[[dict[str, Any]], None] | None = None
+        self._load_lock = anyio.Lock()
+        self.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def load(self) -> None:
+        """Generate and load the demo data, then derive the definitions (blocking, idempotent)."""
+        if self.definitions is not None:
+            return
+        started = time.perf_counter()
+        data = generate(self.options.events, self.options.seed)
+        self.engine.load(data, generate_seconds=time.perf_counter() - started)
+        events_sql, pairs_sql = definition_queries(self.engine.database)
+        events = self.engine.run_blocking(events_sql)
+        pairs = self.engine.run_blocking(pairs_sql)
+        self.definitions = Definitions.from_rows(events.rows, pairs.rows)
+
+    async def ready(self) -> Definitions:
+        """Load on first use (for in-process apps built without ``LocalServer``)."""
+        if self.definitions is None:
+            async with self._load_lock:
+                if self.definitions is None:
+                    await anyio.to_thread.run_sync(self.load)
+        assert self.definitions is not None
+        return self.definitions
+
+    def close(self) -> None:
+        """Release the engine."""
+        self.engine.close()
+
+
+def build_app(options: ServerOptions | None = None, state: ServerState | None = None) -> Starlette:
+    """The ASGI app; the data loads on first request unless ``state`` is already loaded.
+
+    Example::
+
+        app = build_app(ServerOptions(events=5_000))
+        transport = httpx.ASGITransport(app=app)
+    """
+    state = state or ServerState(options or ServerOptions())
+    api = Api(state)
+    routes = []
+    for prefix in ("/api/projects/{project_id}", "/api/environments/{project_id}"):
+        routes += [
+            Route(prefix + "/", api.guarded(api.project, query=False), methods=["GET"]),
+            Route(prefix + "/query/", api.guarded(api.query, query=True), methods=["POST"]),
+            Route(prefix + "/query/{kind}/", api.guarded(api.query, query=True), methods=["POST"]),
+            Route(prefix + "/event_definitions/", api.guarded(api.event_definitions, query=False)),
+            Route(prefix + "/property_definitions/", api.guarded(api.property_definitions, query=False)),
+        ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.posthog = state
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _error(405, "invalid_request", "method_not_allowed", f'Method "{request.method}" not allowed.')
+    return _error(404, "invalid_request", "not_found", "Not found.")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return _error(500, "server_error", "error", "A server error occurred.")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Api:
+    """The route handlers, bound to one ``ServerState``."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    def guarded(self, handler: Handler, query: bool) -> Handler:
+        """Wrap ``handler`` in faults, auth, project check and (for queries) limits."""
+
+        async def endpoint(request: Request) -> Response:
+            refusal = await self._guard(request)
+            if refusal is not None:
+                return refusal
+            if not query:
+                return await handler(request)
+            return await self._limited(request, handler)
+
+        return endpoint
+
+    async def _guard(self, request: Request) -> Response | None:
+        opts, rng = self.state.options, self.state.random
+        low, high = opts.latency_ms
+        if high > 0:
+            await anyio.sleep(rng.uniform(low, high) / 1000)
+        if opts.fault_drop_rate and rng.random() < opts.fault_drop_rate:
+            return await self._drop(request)
+        if opts.fault_5xx_rate and rng.random() < opts.fault_5xx_rate:
+            return _error(503, "server_error", "error", "A server error occurred.")
+        if opts.fault_429_rate and rng.random() < opts.fault_429_rate:
+            return _throttled(opts.retry_after)
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _error(401, "authentication_error", "not_authenticated",
+                          "Authentication credentials were not provided.")  # fmt: skip
+        if not secrets.compare_digest(token.strip().encode(), self.state.api_key.encode()):
+            return _error(401, "authentication_error", "authentication_failed",
+                          "Personal API key found in request Authorization header is invalid.")  # fmt: skip
+        if request.path_params.get("project_id") != self.state.options.project_id:
+            return _error(404, "invalid_request", "not_found", "Not found.")
+        return None
+
+    async def _drop(self, request: Request) -> Response:
+        dropper = self.state.drop_connection
+        if dropper is None:
+            # without a server to reach into (in-process ASGI), failing the request is the closest
+            raise ConnectionAbortedError("injected connection drop")
+        dropper(request.scope)
+        await anyio.sleep(0.05)  # let the abort land before the (now unsendable) response
+        return Response(status_code=500)
+
+    async def _limited(self, request: Request, handler: Handler) -> Response:
+        for throttle in self.state.throttles:
+            wait = throttle.admit()
+            if wait is not None:
+                return _throttled(wait)
+        gate = self.state.gate
+        if gate is None:
+            return await handler(request)
+        if not gate.enter():
+            return _error(
+                429, "throttled_error", "throttled",
+                f"Exceeded maximum concurrency limit: {gate.limit} for key: "
+                f"api:query:per-org:{ORGANIZATION_ID} and task: api_personal_rate_limiter",
+            )  # fmt: skip
+        try:
+            return await handler(request)
+        finally:
+            gate.leave()
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def project(self, request: Request) -> Response:
+        """``GET /api/projects/{id}/``: the project, as PostHog describes it."""
+        pid = self.state.options.project_id
+        return JSONResponse(
+            {
+                "id": int(pid) if pid.isdigit() else pid,
+                "uuid": "018f0000-0000-4000-8000-0000000000a1",
+                "organization": ORGANIZATION_ID,
+                "project_id": int(pid) if pid.isdigit() else pid,
+                "api_token": "phc_localdemo" + "0" * 30,
+                "name": "Acme Analytics (local demo)",
+                "timezone": "UTC",
+                "week_start_day": 1,
+                "created_at": self.state.created_at,
+                "updated_at": self.state.created_at,
+                "is_demo": True,
+                "ingested_event": True,
+                "completed_snippet_onboarding": True,
+                "access_control": False,
+                "person_display_name_properties": ["email", "name"],
+                "primary_dashboard": 1,
+            }
+        )
+
+    async def query(self, request: Request) -> Response:
+        """``POST .../query/``: HogQLQuery and DatabaseSchemaQuery."""
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            return _validation(f"JSON parse error - {exc.msg}", "parse_error")
+        node = body.get("query") if isinstance(body, dict) else None
+        if not isinstance(node, dict):
+            return _validation(
+                'The request body needs a `query` object, e.g. {"query": {"kind": "HogQLQuery", '
+                '"query": "SELECT 1"}}.',
+                "required",
+            )
+        kind = node.get("kind")
+        path_kind = request.path_params.get("kind")
+        if path_kind is not None and path_kind != kind:
+            return _validation(f'Query kind mismatch: path kind "{path_kind}" does not match body kind "{kind}".')
+        if kind == "DatabaseSchemaQuery":
+            return JSONResponse(await self._schema())
+        if kind != "HogQLQuery":
+            return _validation(f"Unsupported query kind {kind!r}: the local server answers HogQLQuery and DatabaseSchemaQuery.")
+        text, values = node.get("query"), node.get("values") or {}
+        if not isinstance(text, str) or not isinstance(values, dict):
+            return _validation("`query` must be a string and `values` an object.")
+        await self.state.ready()
+        try:
+            compiled = compile_query(text, values, self.state.engine.database)
+        except HogQLError as exc:
+            return _validation(exc.detail, exc.code)
+        started = time.perf_counter()
+        try:
+            output = await _run_until_disconnect(request, self.state.engine, compiled.sql, compiled.params)
+        except EngineTimeout:
+            return _error(504, "server_error", "query_timeout",
+                          f"Query exceeded the maximum execution time of {self.state.options.query_timeout:g} "
+                          "seconds. Narrow the time range or aggregate more.")  # fmt: skip
+        except EngineError as exc:
+            return _validation(exc.message, "hogql_query_error")
+        if output is None:  # the client went away; nobody will read this
+            return Response(status_code=499)
+        return JSONResponse(_hogql_response(text, compiled.hogql, compiled.limit, output, started))
+
+    async def _schema(self) -> dict[str, Any]:
+        await self.state.ready()
+        stats = self.state.engine.stats
+        counts = stats.row_counts if stats else {}
+        tables = {}
+        for name, table in TABLES.items():
+            fields = {c.name: c.serialize() for c in table.columns}
+            fields.update({r.name: r.serialize(TABLES) for r in table.relations})
+            tables[name] = {
+                "type": table.kind,
+                "id": name,
+                "name": name,
+                "fields": fields,
+                "row_count": counts.get(name, 0),
+            }
+        return {"tables": tables, "joins": []}
+
+    async def event_definitions(self, request: Request) -> Response:
+        """``GET .../event_definitions/`` with ``search`` and limit/offset pagination."""
+        definitions = await self.state.ready()
+        rows = definitions.event_page(request.query_params.get("search"))
+        return _paginate(request, rows)
+
+    async def property_definitions(self, request: Request) -> Response:
+        """``GET .../property_definitions/`` with PostHog's ``type``/``search``/``event_names`` filters."""
+        definitions = await self.state.ready()
+        params = request.query_params
+        kind = params.get("type", "event")
+        if kind not in ("event", "person", "session", "group"):
+            return _validation(f'"{kind}" is not a valid choice.', "invalid_choice")
+        try:
+            names = json.loads(params["event_names"]) if params.get("event_names") else None
+        except ValueError:
+            names = None
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            return _validation("event_names must be a JSON list of strings.")
+        rows = definitions.property_page(
+            kind,
+            params.get("search"),
+            names,
+            _flag(params.get("filter_by_event_names")) is True,
+            _flag(params.get("is_numerical")),
+        )
+        return _paginate(request, rows)
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.lower() in ("true", "1", "yes")
+
+
+def _throttled(wait: int) -> Response:
+    return _error(429, "throttled_error", "throttled",
+                  f"Request was throttled. Expected available in {wait} seconds.",
+                  headers={"Retry-After": str(wait)})  # fmt: skip
+
+
+def _paginate(request: Request, rows: list[dict[str, Any]]) -> Response:
+    """DRF limit/offset pagination with absolute ``next``/``previous`` links."""
+    try:
+        limit = int(request.query_params.get("limit", 100))
+        offset = int(request.query_params.get("offset", 0))
+    except ValueError:
+        return _validation("limit and offset must be integers.")
+    limit, offset = max(1, min(limit, 1000)), max(0, offset)
+    page = rows[offset : offset + limit]
+    url = request.url
+    next_url = str(url.include_query_params(limit=limit, offset=offset + limit)) if offset + limit < len(rows) else None
+    previous = None
+    if offset > 0:
+        previous = str(url.include_query_params(limit=limit, offset=max(0, offset - limit)))
+    return JSONResponse({"count": len(rows), "next": next_url, "previous": previous, "results": page})
+
+
+async def _run_until_disconnect(
+    request: Request, engine: Engine, sql: str, params: dict[str, Any]
+) -> QueryOutput | None:
+    """Run the query; if the client disconnects first, cancel it (the engine kills it)."""
+    result: list[QueryOutput] = []
+    failure: list[EngineError] = []
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch, group.cancel_scope)
+        try:
+            result.append(await engine.run(sql, params))
+        except EngineError as exc:  # raised after the group, not as an ExceptionGroup
+            failure.append(exc)
+        group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return result[0] if result else None
+
+
+def _hogql_response(
+    text: str, hogql: str, limit: int | None, output: QueryOutput, started: float
+) -> dict[str, Any]:
+    rows = output.rows
+    types = [_public_type(t) for t in output.types]
+    converters = [_converter(t) for t in output.types]
+    if any(c is not None for c in converters):
+        rows = [[v if c is None else c(v) for v, c in zip(row, converters, strict=True)] for row in rows]
+    response: dict[str, Any] = {
+        "results": rows,
+        "columns": output.columns,
+        "types": [[name, t] for name, t in zip(output.columns, types, strict=True)],
+        "hogql": hogql,
+        "query": text,
+        "timings": [
+            {"k": "./execute", "t": round(output.elapsed, 6)},
+            {"k": ".", "t": round(time.perf_counter() - started, 6)},
+        ],
+    }
+    if limit is not None:  # PostHog's paginator: we fetched limit + 1 rows to learn this
+        response["hasMore"] = len(rows) > limit
+        response["results"] = rows[:limit]
+        response["limit"] = limit
+        response["offset"] = 0
+    return response
+
+
+def _public_type(engine_type: str) -> str:
+    # PostHog stores properties as String JSON; our typed JSON columns read back the same way.
+    return "String" if engine_type.startswith("JSON") else engine_type
+
+
+def _converter(engine_type: str) -> Callable[[Any], Any] | None:
+    bare = engine_type.removeprefix("Nullable(").removesuffix(")")
+    if bare.startswith("JSON"):
+        return lambda v: None if v is None else json.dumps(v, separators=(",", ":"))
+    if bare.startswith("DateTime"):
+        return lambda v: None if v is None else str(v).replace(" ", "T") + "Z"
+    return None
