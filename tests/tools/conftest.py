@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+import pytest_asyncio
 import respx
 
-from posthog_driver import AsyncDriver
+from posthog_driver import AsyncDriver, DriverSettings
 from tests.tools.fake_posthog import FakePostHog, settings
 
 
@@ -18,8 +20,17 @@ def fake_posthog() -> Iterator[FakePostHog]:
         yield FakePostHog(router)
 
 
-@pytest.fixture
+# Function loop: the driver's connections must live and close on the test's own loop.
+@pytest_asyncio.fixture(loop_scope="function")
 async def driver(fake_posthog: FakePostHog) -> AsyncIterator[AsyncDriver]:
     """A driver talking to the fake project."""
     async with AsyncDriver(settings()) as opened:
         yield opened
+
+
+@pytest.fixture
+def live_settings(local_server: Any) -> DriverSettings:
+    """Settings for the local PostHog-compatible server (a real HTTP server on 127.0.0.1)."""
+    return DriverSettings(
+        host=local_server.url, api_key=local_server.api_key, project_id=local_server.project_id
+    )

@@ -1,0 +1,110 @@
+"""`ask` and `serve_mcp`, the functions behind `posthog-driver ask` and `posthog-driver mcp`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from mcp.server.mcpserver import MCPServer
+
+from posthog_driver.tools import commands
+from tests.tools.fake_posthog import HOST, KEY, PROJECT, FakePostHog
+from tests.tools.respx_bridge import anthropic_client
+from tests.tools.test_anthropic_loop import MESSAGES_URL, Replay, assistant, tool_use
+
+
+@pytest.fixture
+def posthog_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTHOG_HOST", HOST)
+    monkeypatch.setenv("POSTHOG_API_KEY", KEY)
+    monkeypatch.setenv("POSTHOG_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("POSTHOG_MAX_RETRIES", "0")
+
+
+async def test_ask_without_an_anthropic_key_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert await commands.ask("How many users?") == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "posthog-driver: ask needs ANTHROPIC_API_KEY set to an Anthropic API key.\n"
+
+
+async def test_ask_with_invalid_posthog_settings_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert await commands.ask("?") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "POSTHOG_API_KEY" in err
+
+
+@pytest.mark.usefixtures("posthog_env")
+async def test_ask_prints_the_answer_after_the_tool_loop(
+    fake_posthog: FakePostHog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replay = Replay(
+        assistant(tool_use("tu_1", "list_objects", {})),
+        assistant({"type": "text", "text": "You have 3 objects."}, stop_reason="end_turn"),
+    )
+    fake_posthog.router.post(MESSAGES_URL).mock(side_effect=replay)
+    code = await commands.ask("What is there?", client=anthropic_client(), model="m")
+    assert code == 0
+    assert capsys.readouterr().out == "You have 3 objects.\n"
+    assert replay.requests[0]["model"] == "m"
+    assert replay.requests[0]["messages"] == [{"role": "user", "content": "What is there?"}]
+    assert replay.requests[1]["messages"][-1]["content"][0]["is_error"] is False
+
+
+@pytest.mark.usefixtures("posthog_env")
+async def test_ask_that_runs_out_of_turns_says_so(
+    fake_posthog: FakePostHog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replay = Replay(assistant(tool_use("tu_1", "list_objects", {})))
+    fake_posthog.router.post(MESSAGES_URL).mock(side_effect=replay)
+    code = await commands.ask("?", client=anthropic_client(), max_turns=1)
+    assert code == 1
+    assert "stopped after 1 turns" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("posthog_env")
+async def test_ask_reports_an_anthropic_failure_in_one_line(
+    fake_posthog: FakePostHog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_posthog.router.post(MESSAGES_URL).mock(
+        return_value=httpx.Response(
+            401,
+            json={"type": "error", "error": {"type": "authentication_error", "message": "bad"}},
+        )
+    )
+    assert await commands.ask("?", client=anthropic_client()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("posthog-driver: the Anthropic API failed: ")
+    assert err.count("\n") == 1
+
+
+def test_serve_mcp_refuses_an_unknown_transport(capsys: pytest.CaptureFixture[str]) -> None:
+    assert commands.serve_mcp(transport="carrier-pigeon") == 2
+    assert "unknown MCP transport 'carrier-pigeon'" in capsys.readouterr().err
+
+
+def test_serve_mcp_checks_settings_before_serving(capsys: pytest.CaptureFixture[str]) -> None:
+    assert commands.serve_mcp() == 2
+    assert "POSTHOG_API_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("posthog_env")
+@pytest.mark.parametrize(
+    ("transport", "expected"),
+    [("stdio", ("stdio", {})), ("streamable-http", ("streamable-http", {"host": "h", "port": 1}))],
+)
+def test_serve_mcp_runs_the_server_on_the_transport_asked(
+    monkeypatch: pytest.MonkeyPatch, transport: str, expected: tuple[str, dict[str, Any]]
+) -> None:
+    ran: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(MCPServer, "run", lambda self, how, **kw: ran.append((how, kw)))
+    assert commands.serve_mcp(transport=transport, host="h", port=1) == 0
+    assert ran == [expected]
