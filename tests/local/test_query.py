@@ -9,9 +9,7 @@ import pytest
 
 from posthog_driver.local.hogql import OFFSET_MESSAGE
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
+@pytest.mark.asyncio(loop_scope="session")
 async def test_hogql_response_validates_against_posthogs_schema(client: httpx.AsyncClient, hogql: Any, validate: Any) -> None:
     response = await hogql("SELECT event, count() AS n, max(timestamp) FROM events GROUP BY event")
     assert response.status_code == 200
@@ -22,6 +20,7 @@ async def test_hogql_response_validates_against_posthogs_schema(client: httpx.As
     assert body["results"][0][2].endswith("Z")
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_database_schema_validates_and_lists_relations(client: httpx.AsyncClient, hogql: Any, validate: Any) -> None:
     response = await client.post("/api/projects/1/query/", json={"query": {"kind": "DatabaseSchemaQuery"}})
     body = response.json()
@@ -34,6 +33,7 @@ async def test_database_schema_validates_and_lists_relations(client: httpx.Async
     assert events["row_count"] == 20_000
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_property_sugar_and_person_properties(client: httpx.AsyncClient, hogql: Any) -> None:
     response = await hogql(
         "SELECT properties.$browser, properties['$os'], person.properties.email FROM events "
@@ -44,6 +44,7 @@ async def test_property_sugar_and_person_properties(client: httpx.AsyncClient, h
     assert all("@" in row[2] for row in body["results"])
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_placeholder_values_are_data_not_sql(client: httpx.AsyncClient, hogql: Any) -> None:
     evil = "'; DROP TABLE events; --"
     response = await hogql("SELECT count() FROM events WHERE event = {ev}", {"ev": evil})
@@ -54,6 +55,7 @@ async def test_placeholder_values_are_data_not_sql(client: httpx.AsyncClient, ho
     assert after.json()["results"] == [[20_000]]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_default_limit_reports_has_more(client: httpx.AsyncClient, hogql: Any) -> None:
     body = (await hogql("SELECT uuid FROM events")).json()
     assert len(body["results"]) == 100
@@ -61,24 +63,28 @@ async def test_default_limit_reports_has_more(client: httpx.AsyncClient, hogql: 
     assert (body["limit"], body["offset"]) == (100, 0)
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_small_result_without_limit_has_no_more(client: httpx.AsyncClient, hogql: Any) -> None:
     body = (await hogql("SELECT DISTINCT event FROM events")).json()
     assert body["hasMore"] is False
     assert len(body["results"]) == 11
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_user_limit_is_clamped_to_50000(client: httpx.AsyncClient, hogql: Any) -> None:
     body = (await hogql("SELECT 1 FROM events LIMIT 999999")).json()
     assert "LIMIT 50000" in body["hogql"]
     assert "hasMore" not in body
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_offset_is_refused_with_posthogs_message(client: httpx.AsyncClient, hogql: Any) -> None:
     response = await hogql("SELECT event FROM events LIMIT 5 OFFSET 10")
     assert response.status_code == 400
     assert response.json() == {"type": "validation_error", "code": "hogql_query_error", "detail": OFFSET_MESSAGE, "attr": None}
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_engine_errors_are_400_without_internals(client: httpx.AsyncClient, hogql: Any) -> None:
     response = await hogql("SELECT nosuch FROM events")
     body = response.json()
@@ -88,6 +94,7 @@ async def test_engine_errors_are_400_without_internals(client: httpx.AsyncClient
     assert "phd_" not in body["detail"] and "DB::Exception" not in body["detail"]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_funnel_has_drop_off(client: httpx.AsyncClient, hogql: Any) -> None:
     body = (
         await hogql(
@@ -99,6 +106,7 @@ async def test_funnel_has_drop_off(client: httpx.AsyncClient, hogql: Any) -> Non
     assert signed > onboarded > subscribed > 0
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_environments_alias_and_kind_path(client: httpx.AsyncClient, hogql: Any) -> None:
     node = {"query": {"kind": "HogQLQuery", "query": "SELECT 1"}}
     assert (await client.post("/api/environments/1/query/", json=node)).status_code == 200

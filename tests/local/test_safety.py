@@ -36,10 +36,8 @@ REFUSED = [
     "SELECT {x:String}",
 ]
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
 @pytest.mark.parametrize("query", REFUSED)
+@pytest.mark.asyncio(loop_scope="session")
 async def test_refused_query_is_a_400_and_changes_nothing(client: httpx.AsyncClient, hogql: Any, query: str) -> None:
     response = await hogql(query)
     assert response.status_code == 400
@@ -51,6 +49,7 @@ async def test_refused_query_is_a_400_and_changes_nothing(client: httpx.AsyncCli
     assert count.json()["results"] == [[20_000]]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_comment_cannot_smuggle_a_statement(client: httpx.AsyncClient, hogql: Any) -> None:
     response = await hogql("SELECT 1 AS one -- ; DROP TABLE events\n")
     assert response.status_code == 200
