@@ -26,7 +26,6 @@ from posthog_driver import (
     RequestTimeoutError,
     ServerError,
     TransportError,
-    ValidationError,
 )
 from posthog_driver.integrations.fastapi import add_error_handlers, get_driver, posthog_lifespan
 
@@ -35,7 +34,8 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "fastapi_app.py"
 
 def load_example() -> Callable[..., FastAPI]:
     spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     # Registered first: FastAPI resolves the example's string annotations through sys.modules.
     sys.modules[spec.name] = module
