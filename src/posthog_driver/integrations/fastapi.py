@@ -41,7 +41,7 @@ import httpx
 try:
     from fastapi import Depends, FastAPI, Request
     from fastapi.responses import JSONResponse
-except ImportError as exc:  # pragma: no cover - exercised by test_extras in a clean subprocess
+except ImportError as exc:
     raise ImportError(
         'The FastAPI integration needs fastapi: pip install "posthog-driver[fastapi]"'
     ) from exc

@@ -28,7 +28,7 @@ try:
     from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, ToolAnnotations
     from claude_agent_sdk import create_sdk_mcp_server as _create_sdk_mcp_server
     from claude_agent_sdk import tool as _sdk_tool
-except ImportError as exc:  # pragma: no cover - exercised by test_extras in a clean subprocess
+except ImportError as exc:
     raise ImportError(
         "The Claude Agent SDK helper needs claude-agent-sdk: "
         'pip install "posthog-driver[agent-sdk]"'

@@ -20,7 +20,7 @@ import anyio
 try:
     from anthropic import AsyncAnthropic
     from anthropic.types import Message, ToolUseBlock
-except ImportError as exc:  # pragma: no cover - exercised by test_extras in a clean subprocess
+except ImportError as exc:
     raise ImportError(
         'The Claude tool loop needs the anthropic package: pip install "posthog-driver[anthropic]"'
     ) from exc

@@ -25,7 +25,7 @@ try:
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.tools import Tool
     from mcp.types import CallToolResult, TextContent, ToolAnnotations
-except ImportError as exc:  # pragma: no cover - exercised by test_extras in a clean subprocess
+except ImportError as exc:
     raise ImportError(
         'The MCP server needs the mcp package (2.x): pip install "posthog-driver[mcp]"'
     ) from exc
