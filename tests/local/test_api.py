@@ -10,6 +10,7 @@ import pytest
 
 from posthog_driver.local import LocalServer
 
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_missing_key_is_not_authenticated(server: LocalServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as anonymous:
@@ -27,10 +28,15 @@ async def test_missing_key_is_not_authenticated(server: LocalServer) -> None:
 async def test_wrong_key_is_authentication_failed(server: LocalServer) -> None:
     headers = {"Authorization": "Bearer phx_wrong"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as wrong:
-        response = await wrong.post("/api/projects/1/query/", json={"query": {"kind": "HogQLQuery", "query": "SELECT 1"}})
+        response = await wrong.post(
+            "/api/projects/1/query/", json={"query": {"kind": "HogQLQuery", "query": "SELECT 1"}}
+        )
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
-    assert response.json()["detail"] == "Personal API key found in request Authorization header is invalid."
+    assert (
+        response.json()["detail"]
+        == "Personal API key found in request Authorization header is invalid."
+    )
 
 
 def test_generated_key_has_posthogs_shape(server: LocalServer) -> None:
@@ -78,13 +84,22 @@ async def test_event_definitions_paginate_with_absolute_next(client: httpx.Async
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_event_definitions_search(client: httpx.AsyncClient) -> None:
-    body = (await client.get("/api/projects/1/event_definitions/", params={"search": "SUBSCRIPTION"})).json()
-    assert {e["name"] for e in body["results"]} == {"subscription_started", "subscription_cancelled"}
+    body = (
+        await client.get("/api/projects/1/event_definitions/", params={"search": "SUBSCRIPTION"})
+    ).json()
+    assert {e["name"] for e in body["results"]} == {
+        "subscription_started",
+        "subscription_cancelled",
+    }
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_property_definitions_filter_by_event_names(client: httpx.AsyncClient) -> None:
-    params = {"type": "event", "event_names": json.dumps(["feature_used"]), "filter_by_event_names": "true"}
+    params = {
+        "type": "event",
+        "event_names": json.dumps(["feature_used"]),
+        "filter_by_event_names": "true",
+    }
     body = (await client.get("/api/projects/1/property_definitions/", params=params)).json()
     names = {p["name"] for p in body["results"]}
     assert "feature" in names
@@ -95,11 +110,18 @@ async def test_property_definitions_filter_by_event_names(client: httpx.AsyncCli
 @pytest.mark.asyncio(loop_scope="session")
 async def test_property_definitions_types(client: httpx.AsyncClient) -> None:
     params: dict[str, Any] = {"type": "event", "search": "amount"}
-    amount = (await client.get("/api/projects/1/property_definitions/", params=params)).json()["results"]
-    assert amount[0]["property_type"] == "Numeric" and amount[0]["is_numerical"] is True
-    person = (await client.get("/api/projects/1/property_definitions/", params={"type": "person"})).json()
+    amount = (await client.get("/api/projects/1/property_definitions/", params=params)).json()[
+        "results"
+    ]
+    assert amount[0]["property_type"] == "Numeric"
+    assert amount[0]["is_numerical"] is True
+    person = (
+        await client.get("/api/projects/1/property_definitions/", params={"type": "person"})
+    ).json()
     assert {"email", "plan", "country"} <= {p["name"] for p in person["results"]}
-    session = (await client.get("/api/projects/1/property_definitions/", params={"type": "session"})).json()
+    session = (
+        await client.get("/api/projects/1/property_definitions/", params={"type": "session"})
+    ).json()
     assert "$session_duration" in {p["name"] for p in session["results"]}
     bad = await client.get("/api/projects/1/property_definitions/", params={"type": "nope"})
     assert bad.status_code == 400

@@ -14,12 +14,19 @@ from posthog_driver.local.limits import ConcurrencyGate, SlidingWindowThrottle
 
 QUERY = {"query": {"kind": "HogQLQuery", "query": "SELECT 1"}}
 # a query that stays busy until killed or timed out (the check allows it: it reads our tables)
-SLOW = {"query": {"kind": "HogQLQuery", "query": "SELECT count() FROM events a, events b, events c, events d"}}
+SLOW = {
+    "query": {
+        "kind": "HogQLQuery",
+        "query": "SELECT count() FROM events a, events b, events c, events d",
+    }
+}
 
 
 @pytest.fixture(scope="module")
 def limited() -> Iterator[LocalServer]:
-    options = ServerOptions(events=2_000, query_rate_per_minute=3, max_concurrent_queries=2, query_timeout=5)
+    options = ServerOptions(
+        events=2_000, query_rate_per_minute=3, max_concurrent_queries=2, query_timeout=5
+    )
     with LocalServer(options) as srv:
         yield srv
 
@@ -34,7 +41,8 @@ async def limited_client(limited: LocalServer) -> AsyncIterator[httpx.AsyncClien
 def test_throttle_counts_a_sliding_window() -> None:
     now = [0.0]
     throttle = SlidingWindowThrottle(2, 60, clock=lambda: now[0])
-    assert throttle.admit() is None and throttle.admit() is None
+    assert throttle.admit() is None
+    assert throttle.admit() is None
     now[0] = 10.0
     assert throttle.admit() == 50
     now[0] = 60.0
@@ -44,7 +52,8 @@ def test_throttle_counts_a_sliding_window() -> None:
 
 def test_gate_refuses_past_its_limit() -> None:
     gate = ConcurrencyGate(1)
-    assert gate.enter() and not gate.enter()
+    assert gate.enter()
+    assert not gate.enter()
     gate.leave()
     assert gate.enter()
     assert "running=1" in repr(gate)
@@ -100,7 +109,8 @@ async def _wait_for_idle(srv: LocalServer) -> None:
         if state.gate is not None and state.gate.running == 0:
             break
         await anyio.sleep(0.05)
-    assert state.gate is not None and state.gate.running == 0
+    assert state.gate is not None
+    assert state.gate.running == 0
 
 
 def test_injected_faults() -> None:
@@ -111,5 +121,8 @@ def test_injected_faults() -> None:
         assert response.headers["Retry-After"] == "7"
     with LocalServer(ServerOptions(events=500, fault_5xx_rate=1.0, latency_ms=(1, 2))) as srv:
         assert httpx.get(f"{srv.url}/api/projects/1/").status_code == 503
-    with LocalServer(ServerOptions(events=500, fault_drop_rate=1.0)) as srv, pytest.raises(httpx.TransportError):
+    with (
+        LocalServer(ServerOptions(events=500, fault_drop_rate=1.0)) as srv,
+        pytest.raises(httpx.TransportError),
+    ):
         httpx.get(f"{srv.url}/api/projects/1/")

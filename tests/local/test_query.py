@@ -9,8 +9,11 @@ import pytest
 
 from posthog_driver.local.hogql import OFFSET_MESSAGE
 
+
 @pytest.mark.asyncio(loop_scope="session")
-async def test_hogql_response_validates_against_posthogs_schema(client: httpx.AsyncClient, hogql: Any, validate: Any) -> None:
+async def test_hogql_response_validates_against_posthogs_schema(
+    client: httpx.AsyncClient, hogql: Any, validate: Any
+) -> None:
     response = await hogql("SELECT event, count() AS n, max(timestamp) FROM events GROUP BY event")
     assert response.status_code == 200
     body = response.json()
@@ -21,8 +24,12 @@ async def test_hogql_response_validates_against_posthogs_schema(client: httpx.As
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_database_schema_validates_and_lists_relations(client: httpx.AsyncClient, hogql: Any, validate: Any) -> None:
-    response = await client.post("/api/projects/1/query/", json={"query": {"kind": "DatabaseSchemaQuery"}})
+async def test_database_schema_validates_and_lists_relations(
+    client: httpx.AsyncClient, hogql: Any, validate: Any
+) -> None:
+    response = await client.post(
+        "/api/projects/1/query/", json={"query": {"kind": "DatabaseSchemaQuery"}}
+    )
     body = response.json()
     validate(body, "DatabaseSchemaQueryResponse")
     events = body["tables"]["events"]
@@ -40,7 +47,11 @@ async def test_property_sugar_and_person_properties(client: httpx.AsyncClient, h
         "WHERE event = 'signed_up' LIMIT 3",
     )
     body = response.json()
-    assert body["columns"] == ["properties.$browser", "properties['$os']", "person.properties.email"]
+    assert body["columns"] == [
+        "properties.$browser",
+        "properties['$os']",
+        "person.properties.email",
+    ]
     assert all("@" in row[2] for row in body["results"])
 
 
@@ -64,7 +75,9 @@ async def test_default_limit_reports_has_more(client: httpx.AsyncClient, hogql: 
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_small_result_without_limit_has_no_more(client: httpx.AsyncClient, hogql: Any) -> None:
+async def test_small_result_without_limit_has_no_more(
+    client: httpx.AsyncClient, hogql: Any
+) -> None:
     body = (await hogql("SELECT DISTINCT event FROM events")).json()
     assert body["hasMore"] is False
     assert len(body["results"]) == 11
@@ -78,20 +91,30 @@ async def test_user_limit_is_clamped_to_50000(client: httpx.AsyncClient, hogql: 
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_offset_is_refused_with_posthogs_message(client: httpx.AsyncClient, hogql: Any) -> None:
+async def test_offset_is_refused_with_posthogs_message(
+    client: httpx.AsyncClient, hogql: Any
+) -> None:
     response = await hogql("SELECT event FROM events LIMIT 5 OFFSET 10")
     assert response.status_code == 400
-    assert response.json() == {"type": "validation_error", "code": "hogql_query_error", "detail": OFFSET_MESSAGE, "attr": None}
+    assert response.json() == {
+        "type": "validation_error",
+        "code": "hogql_query_error",
+        "detail": OFFSET_MESSAGE,
+        "attr": None,
+    }
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_engine_errors_are_400_without_internals(client: httpx.AsyncClient, hogql: Any) -> None:
+async def test_engine_errors_are_400_without_internals(
+    client: httpx.AsyncClient, hogql: Any
+) -> None:
     response = await hogql("SELECT nosuch FROM events")
     body = response.json()
     assert response.status_code == 400
     assert body["type"] == "validation_error"
     assert "nosuch" in body["detail"]
-    assert "phd_" not in body["detail"] and "DB::Exception" not in body["detail"]
+    assert "phd_" not in body["detail"]
+    assert "DB::Exception" not in body["detail"]
 
 
 @pytest.mark.asyncio(loop_scope="session")

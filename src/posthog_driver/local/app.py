@@ -34,7 +34,9 @@ __all__ = ["ServerState", "build_app"]
 ORGANIZATION_ID = "018f0000-0000-4000-8000-00000000a11c"
 
 
-def _error(status: int, type_: str, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int, type_: str, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
     body = {"type": type_, "code": code, "detail": detail, "attr": None}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -54,10 +56,17 @@ class ServerState:
         self.random = random.Random(options.seed)  # noqa: S311 (fault points, not secrets)
         self.throttles = [
             SlidingWindowThrottle(rate, period)
-            for rate, period in ((options.query_rate_per_minute, 60), (options.query_rate_per_hour, 3600))
+            for rate, period in (
+                (options.query_rate_per_minute, 60),
+                (options.query_rate_per_hour, 3600),
+            )
             if rate is not None
         ]
-        self.gate = ConcurrencyGate(options.max_concurrent_queries) if options.max_concurrent_queries else None
+        self.gate = (
+            ConcurrencyGate(options.max_concurrent_queries)
+            if options.max_concurrent_queries
+            else None
+        )
         self.drop_connection: Callable[[dict[str, Any]], None] | None = None
         self._load_lock = anyio.Lock()
         self.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -105,7 +114,10 @@ def build_app(options: ServerOptions | None = None, state: ServerState | None = 
             Route(prefix + "/query/", api.guarded(api.query, query=True), methods=["POST"]),
             Route(prefix + "/query/{kind}/", api.guarded(api.query, query=True), methods=["POST"]),
             Route(prefix + "/event_definitions/", api.guarded(api.event_definitions, query=False)),
-            Route(prefix + "/property_definitions/", api.guarded(api.property_definitions, query=False)),
+            Route(
+                prefix + "/property_definitions/",
+                api.guarded(api.property_definitions, query=False),
+            ),
         ]
     app = Starlette(
         routes=routes,
@@ -118,7 +130,9 @@ def build_app(options: ServerOptions | None = None, state: ServerState | None = 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return _error(405, "invalid_request", "method_not_allowed", f'Method "{request.method}" not allowed.')
+        return _error(
+            405, "invalid_request", "method_not_allowed", f'Method "{request.method}" not allowed.'
+        )
     return _error(404, "invalid_request", "not_found", "Not found.")
 
 
@@ -165,8 +179,12 @@ class Api:
             return _error(401, "authentication_error", "not_authenticated",
                           "Authentication credentials were not provided.")  # fmt: skip
         if not secrets.compare_digest(token.strip().encode(), self.state.api_key.encode()):
-            return _error(401, "authentication_error", "authentication_failed",
-                          "Personal API key found in request Authorization header is invalid.")  # fmt: skip
+            return _error(
+                401,
+                "authentication_error",
+                "authentication_failed",
+                "Personal API key found in request Authorization header is invalid.",
+            )
         if request.path_params.get("project_id") != self.state.options.project_id:
             return _error(404, "invalid_request", "not_found", "Not found.")
         return None
@@ -176,7 +194,7 @@ class Api:
         if dropper is None:
             # without a server to reach into (in-process ASGI), failing the request is the closest
             raise ConnectionAbortedError("injected connection drop")
-        dropper(request.scope)
+        dropper(dict(request.scope))
         await anyio.sleep(0.05)  # let the abort land before the (now unsendable) response
         return Response(status_code=500)
 
@@ -230,7 +248,7 @@ class Api:
         try:
             body = json.loads(await request.body() or b"null")
         except ValueError as exc:
-            return _validation(f"JSON parse error - {exc.msg}", "parse_error")
+            return _validation(f"JSON parse error - {exc}", "parse_error")
         node = body.get("query") if isinstance(body, dict) else None
         if not isinstance(node, dict):
             return _validation(
@@ -241,11 +259,16 @@ class Api:
         kind = node.get("kind")
         path_kind = request.path_params.get("kind")
         if path_kind is not None and path_kind != kind:
-            return _validation(f'Query kind mismatch: path kind "{path_kind}" does not match body kind "{kind}".')
+            return _validation(
+                f'Query kind mismatch: path kind "{path_kind}" does not match body kind "{kind}".'
+            )
         if kind == "DatabaseSchemaQuery":
             return JSONResponse(await self._schema())
         if kind != "HogQLQuery":
-            return _validation(f"Unsupported query kind {kind!r}: the local server answers HogQLQuery and DatabaseSchemaQuery.")
+            return _validation(
+                f"Unsupported query kind {kind!r}: the local server answers HogQLQuery and "
+                "DatabaseSchemaQuery."
+            )
         text, values = node.get("query"), node.get("values") or {}
         if not isinstance(text, str) or not isinstance(values, dict):
             return _validation("`query` must be a string and `values` an object.")
@@ -256,11 +279,18 @@ class Api:
             return _validation(exc.detail, exc.code)
         started = time.perf_counter()
         try:
-            output = await _run_until_disconnect(request, self.state.engine, compiled.sql, compiled.params)
+            output = await _run_until_disconnect(
+                request, self.state.engine, compiled.sql, compiled.params
+            )
         except EngineTimeout:
-            return _error(504, "server_error", "query_timeout",
-                          f"Query exceeded the maximum execution time of {self.state.options.query_timeout:g} "
-                          "seconds. Narrow the time range or aggregate more.")  # fmt: skip
+            limit = self.state.options.query_timeout
+            return _error(
+                504,
+                "server_error",
+                "query_timeout",
+                f"Query exceeded the maximum execution time of {limit:g} seconds. "
+                "Narrow the time range or aggregate more.",
+            )
         except EngineError as exc:
             return _validation(exc.message, "hogql_query_error")
         if output is None:  # the client went away; nobody will read this
@@ -291,7 +321,7 @@ class Api:
         return _paginate(request, rows)
 
     async def property_definitions(self, request: Request) -> Response:
-        """``GET .../property_definitions/`` with PostHog's ``type``/``search``/``event_names`` filters."""
+        """``GET .../property_definitions/``: ``type``, ``search``, ``event_names`` filters."""
         definitions = await self.state.ready()
         params = request.query_params
         kind = params.get("type", "event")
@@ -301,7 +331,9 @@ class Api:
             names = json.loads(params["event_names"]) if params.get("event_names") else None
         except ValueError:
             names = None
-        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names)
+        ):
             return _validation("event_names must be a JSON list of strings.")
         rows = definitions.property_page(
             kind,
@@ -335,11 +367,17 @@ def _paginate(request: Request, rows: list[dict[str, Any]]) -> Response:
     limit, offset = max(1, min(limit, 1000)), max(0, offset)
     page = rows[offset : offset + limit]
     url = request.url
-    next_url = str(url.include_query_params(limit=limit, offset=offset + limit)) if offset + limit < len(rows) else None
+    next_url = (
+        str(url.include_query_params(limit=limit, offset=offset + limit))
+        if offset + limit < len(rows)
+        else None
+    )
     previous = None
     if offset > 0:
         previous = str(url.include_query_params(limit=limit, offset=max(0, offset - limit)))
-    return JSONResponse({"count": len(rows), "next": next_url, "previous": previous, "results": page})
+    return JSONResponse(
+        {"count": len(rows), "next": next_url, "previous": previous, "results": page}
+    )
 
 
 async def _run_until_disconnect(
@@ -373,7 +411,9 @@ def _hogql_response(
     types = [_public_type(t) for t in output.types]
     converters = [_converter(t) for t in output.types]
     if any(c is not None for c in converters):
-        rows = [[v if c is None else c(v) for v, c in zip(row, converters, strict=True)] for row in rows]
+        rows = [
+            [v if c is None else c(v) for v, c in zip(row, converters, strict=True)] for row in rows
+        ]
     response: dict[str, Any] = {
         "results": rows,
         "columns": output.columns,

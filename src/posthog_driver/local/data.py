@@ -42,16 +42,75 @@ REFERRERS = {
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "IN", "BR", "CA", "NL", "ES", "AU", "JP", "PL"])
 COUNTRY_P = np.array([0.34, 0.1, 0.09, 0.07, 0.09, 0.06, 0.05, 0.05, 0.04, 0.04, 0.04, 0.03])
 FIRST_NAMES = np.array(
-    "Ada Alan Grace Linus Ken Barbara Margaret Dennis Edsger Radia Katherine Guido Tim Frances"
-    " Donald Sophie Hedy Niklaus Anita Yukihiro Brian Leslie John Mary Carlos Ana Priya Wei".split()
+    [
+        "Ada",
+        "Alan",
+        "Grace",
+        "Linus",
+        "Ken",
+        "Barbara",
+        "Margaret",
+        "Dennis",
+        "Edsger",
+        "Radia",
+        "Katherine",
+        "Guido",
+        "Tim",
+        "Frances",
+        "Donald",
+        "Sophie",
+        "Hedy",
+        "Niklaus",
+        "Anita",
+        "Yukihiro",
+        "Brian",
+        "Leslie",
+        "John",
+        "Mary",
+        "Carlos",
+        "Ana",
+        "Priya",
+        "Wei",
+    ]
 )
 LAST_NAMES = np.array(
-    "Lovelace Turing Hopper Torvalds Thompson Liskov Hamilton Ritchie Dijkstra Perlman Johnson"
-    " Rossum Berners-Lee Allen Knuth Wilson Lamarr Wirth Borg Matsumoto Kernighan Lamport Backus"
-    " Shaw Silva Costa Sharma Zhang".split()
+    [
+        "Lovelace",
+        "Turing",
+        "Hopper",
+        "Torvalds",
+        "Thompson",
+        "Liskov",
+        "Hamilton",
+        "Ritchie",
+        "Dijkstra",
+        "Perlman",
+        "Johnson",
+        "Rossum",
+        "Berners-Lee",
+        "Allen",
+        "Knuth",
+        "Wilson",
+        "Lamarr",
+        "Wirth",
+        "Borg",
+        "Matsumoto",
+        "Kernighan",
+        "Lamport",
+        "Backus",
+        "Shaw",
+        "Silva",
+        "Costa",
+        "Sharma",
+        "Zhang",
+    ]
 )
-COMPANY_A = np.array("Blue Bright Swift Quiet Bold North Green Clever Silver Rapid".split())
-COMPANY_B = np.array("Rocket Harbor Labs Works Metrics Forge Cloud Pixel Signal Orbit".split())
+COMPANY_A = np.array(
+    ["Blue", "Bright", "Swift", "Quiet", "Bold", "North", "Green", "Clever", "Silver", "Rapid"]
+)
+COMPANY_B = np.array(
+    ["Rocket", "Harbor", "Labs", "Works", "Metrics", "Forge", "Cloud", "Pixel", "Signal", "Orbit"]
+)
 PLANS = np.array(["starter", "pro", "enterprise"])
 PLAN_P = np.array([0.6, 0.32, 0.08])
 PLAN_AMOUNT = np.array([29.0, 99.0, 499.0])
@@ -76,20 +135,20 @@ class DemoData:
     """The generated frames. Timestamps are naive UTC ``datetime64[ns]``."""
 
     persons: pd.DataFrame
-    """One row per person: index, id halves, identified, created_at (epoch µs) and coded properties."""
+    """One row per person: index, id halves, identified, created_at (epoch µs), coded properties."""
 
     sessions: pd.DataFrame
     """One row per session: index, id halves and the coded ``utm_source`` of its landing."""
 
     events: pd.DataFrame
-    """One row per event, sorted by time: coded event, timestamp (epoch µs), person, session, props."""
+    """One row per event, by time: coded event, timestamp (epoch µs), person, session, props."""
 
     now: dt.datetime
     """The "now" the 30-day window ends at."""
 
 
 def generate(events: int, seed: int, now: dt.datetime | None = None) -> DemoData:
-    """Generate ``events`` events (exactly) for a product seeded with ``seed``, ending at ``now``."""
+    """Generate exactly ``events`` events for a product seeded with ``seed``, ending at ``now``."""
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
     rng = np.random.default_rng(seed)
     end = now.replace(tzinfo=dt.UTC).timestamp()
@@ -204,7 +263,7 @@ def _funnel(
         [np.full(int(mask.sum()), name, dtype=object) for mask, _, name in parts]
     )
     billed = np.isin(event, ["subscription_started", "subscription_cancelled"])
-    plan = np.where(billed, PLANS[plan_index[person]], None)
+    plan = np.asarray(np.where(billed, PLANS[plan_index[person]], None))
     amount = np.where(event == "subscription_started", PLAN_AMOUNT[plan_index[person]], np.nan)
     return _Funnel(person=person, time=time, event=event, plan=plan, amount=amount)
 
@@ -215,7 +274,7 @@ def _codes(values: np.ndarray, vocab: tuple[str, ...]) -> np.ndarray:
     return np.array([lookup.get(v, -1) if v is not None else -1 for v in values], dtype=np.int16)
 
 
-def _events(
+def _events(  # noqa: PLR0915, PLR0917  (one vectorised pipeline reads best in one place)
     rng: np.random.Generator,
     p: dict[str, np.ndarray],
     funnel: _Funnel,
@@ -223,7 +282,7 @@ def _events(
     start: float,
     end: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build sessions (anchored at funnel moments, plus regular visits) and fill them with events."""
+    """Build sessions (anchored at funnel moments, plus regular visits) and fill them."""
     keep = min(len(funnel.person), total)
     order = np.argsort(funnel.time, kind="stable")[:keep]
     f_person, f_time, f_event = funnel.person[order], funnel.time[order], funnel.event[order]
@@ -312,7 +371,7 @@ def _events(
             "timestamp": np.round(time * 1e6).astype(np.int64),
             "person_index": person.astype(np.int64),
             "session_index": session.astype(np.int64),
-            # every event here is captured in the browser (billing runs in the app), so all are "web"
+            # every event is captured in the browser (billing runs in the app): all are "web"
             "web": np.ones(n, dtype=bool),
             "pathname": page,
             "feature": feature.astype(np.int16),

@@ -13,7 +13,13 @@ from .catalog import EVENT_PROPERTIES, GROUP_PROPERTIES, PERSON_PROPERTIES, SESS
 
 __all__ = ["Definitions"]
 
-_SESSION_TYPES = {"integer": "Numeric", "float": "Numeric", "boolean": "Boolean", "datetime": "DateTime"}
+_KIND_DIGIT = {"event": 0, "person": 1, "session": 2, "group": 3}
+_SESSION_TYPES = {
+    "integer": "Numeric",
+    "float": "Numeric",
+    "boolean": "Boolean",
+    "datetime": "DateTime",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,7 @@ class Definitions:
                 continue
             rows.append(
                 {
-                    "id": f"00000000-0000-4000-9{ {'event': 0, 'person': 1, 'session': 2}.get(kind, 3)}00-{index:012d}",
+                    "id": f"00000000-0000-4000-9{_KIND_DIGIT[kind]}00-{index:012d}",
                     "name": name,
                     "is_numerical": numeric,
                     "property_type": prop_type,

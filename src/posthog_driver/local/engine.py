@@ -1,3 +1,4 @@
+# ruff: noqa: S608  (SQL here is built from our own names; user SQL arrives already checked)
 """The chdb (embedded ClickHouse) engine: loads the demo data and runs checked queries off the loop.
 
 chdb runs one embedded server per process; every ``Session`` sees the same databases, and one
@@ -31,6 +32,9 @@ from .data import DemoData
 from .seed_sql import build_statements, insert_rows, system_rows
 
 __all__ = ["Engine", "EngineError", "EngineTimeout", "LoadStats", "QueryOutput"]
+
+# chdb ships without type hints; its Session is used through this one untyped name
+_new_session: Any = chdb_session.Session
 
 _ERROR = re.compile(
     r"Code: (\d+)\. DB::Exception: (.*?)(?: \(([A-Z_0-9]+)\))?(?: \(version [^)]*\))?\.?\s*$", re.S
@@ -99,7 +103,7 @@ class Engine:
     def load(self, data: DemoData, generate_seconds: float = 0.0) -> LoadStats:
         """Create the database and tables, load ``data`` and open the query sessions (blocking)."""
         started = time.perf_counter()
-        self._admin = chdb_session.Session()
+        self._admin = _new_session()
         self._admin_query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         for table in TABLES.values():
             self._admin_query(table.ddl(self.database))
@@ -110,7 +114,7 @@ class Engine:
             self._admin_query(f"DROP TABLE {self.database}.{name}")
         self._load_system_tables(data)
         for _ in range(self._pool_size):
-            session = chdb_session.Session()
+            session = _new_session()
             for setting in (
                 f"max_execution_time = {self._timeout}",
                 "implicit_select = 0",
@@ -173,7 +177,7 @@ class Engine:
             started = time.perf_counter()
             try:
                 raw = session.query(sql, "JSONCompact", params=params or None)
-            except Exception as exc:  # chdb raises bare RuntimeError/ChdbError subclasses
+            except (RuntimeError, ValueError) as exc:  # chdb's ChdbError is a RuntimeError
                 raise _translate(exc, self.database) from None
             text = raw.bytes().decode() if hasattr(raw, "bytes") else str(raw)
             elapsed = time.perf_counter() - started
@@ -196,7 +200,8 @@ class Engine:
 
     def _stage(self, data: DemoData) -> None:
         db = self.database
-        for name, frame in (
+        # chdb's Python() table function finds the DataFrame by its variable name, `frame`
+        for name, frame in (  # noqa: B007
             ("stage_events", data.events),
             ("stage_persons", data.persons),
             ("stage_sessions", data.sessions),
@@ -245,10 +250,12 @@ def _translate(exc: Exception, database: str) -> EngineError:
     return EngineError(text, code_name)
 
 
-
 def definition_queries(database: str) -> tuple[str, str]:
     """SQL for the definitions: events with first/last seen and volume; (event, property) pairs."""
-    events = f"SELECT event, min(timestamp), max(timestamp), count() FROM {database}.events GROUP BY event"
+    events = (
+        f"SELECT event, min(timestamp), max(timestamp), count() FROM {database}.events "
+        "GROUP BY event"
+    )
     # typed JSON paths exist on every row (NULL when unset), so presence is counted per path
     checks = ", ".join(
         f"tuple('{name}', countIf(properties.`{name}` IS NOT NULL))" for name in EVENT_PROPERTIES

@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from .catalog import EVENT_PROPERTIES, PERSON_PROPERTIES, TABLES
 from .functions import is_allowed_function
@@ -54,19 +54,21 @@ class _Dialect(ClickHouse):
     """ClickHouse as sqlglot knows it, plus HogQL's ``$browser`` identifiers and ``{name}``."""
 
     class Tokenizer(ClickHouse.Tokenizer):
-        HEREDOC_STRINGS: list[str | tuple[str, str]] = []  # noqa: RUF012 (sqlglot's own class API)
+        HEREDOC_STRINGS = []  # noqa: RUF012 (sqlglot's own class API)
         SINGLE_TOKENS = {k: v for k, v in ClickHouse.Tokenizer.SINGLE_TOKENS.items() if k != "$"}  # noqa: RUF012
 
-    class Parser(ClickHouse.Parser):
+    class Parser(ClickHouse.Parser):  # type: ignore[misc,valid-type]  # sqlglot nests its classes
         def _parse_query_parameter(self) -> exp.Expr | None:
             index = self._index
             this = self._parse_id_var()
             if this is not None and self._match(TokenType.R_BRACE):
-                return self.expression(exp.Placeholder(this=exp.var(this.name)))
+                placeholder: exp.Expr = self.expression(exp.Placeholder(this=exp.var(this.name)))
+                return placeholder
             self._retreat(index)
-            return super()._parse_query_parameter()
+            typed: exp.Expr | None = super()._parse_query_parameter()
+            return typed
 
-    class Generator(ClickHouse.Generator):
+    class Generator(ClickHouse.Generator):  # type: ignore[misc,valid-type]
         def placeholder_sql(self, expression: exp.Placeholder) -> str:
             if expression.args.get("kind") is None:
                 return "{" + expression.name + "}"
@@ -121,10 +123,13 @@ def _parse_one(text: str) -> exp.Expr:
             first = {**first, "description": "invalid or unsupported syntax"}
         where = f" (line {first.get('line')}, column {first.get('col')})" if first else ""
         raise HogQLError(
-            f"Syntax error{where}: {first.get('description', 'invalid query')}.", "hogql_syntax_error"
+            f"Syntax error{where}: {first.get('description', 'invalid query')}.",
+            "hogql_syntax_error",
         ) from None
     except TokenError:
-        raise HogQLError("Syntax error: the query could not be tokenized.", "hogql_syntax_error") from None
+        raise HogQLError(
+            "Syntax error: the query could not be tokenized.", "hogql_syntax_error"
+        ) from None
     if len(statements) != 1:
         raise HogQLError(
             "Only one statement is allowed per query; remove everything after the first `;`."
@@ -144,7 +149,9 @@ def _check(tree: exp.Expr, ctes: set[str], values: dict[str, Any]) -> None:
             for clause in ("settings", "format", "into"):
                 if node.args.get(clause):
                     raise HogQLError(f"{clause.upper()} clauses are not allowed in HogQL queries.")
-        if isinstance(node, exp.Offset) or (isinstance(node, exp.Limit) and node.args.get("offset")):
+        if isinstance(node, exp.Offset) or (
+            isinstance(node, exp.Limit) and node.args.get("offset")
+        ):
             raise HogQLError(OFFSET_MESSAGE)
         if isinstance(node, exp.Placeholder):
             _check_placeholder(node, values)
@@ -168,8 +175,12 @@ def _check_placeholder(node: exp.Placeholder, values: dict[str, Any]) -> None:
 
 def _check_table(node: exp.Table, ctes: set[str]) -> None:
     if not isinstance(node.this, exp.Identifier):
-        name = node.this.name if isinstance(node.this, exp.Func | exp.Anonymous) else node.this.sql()
-        raise HogQLError(f"Table functions are not allowed: `{name}(...)`. Query a HogQL table instead.")
+        name = (
+            node.this.name if isinstance(node.this, exp.Func | exp.Anonymous) else node.this.sql()
+        )
+        raise HogQLError(
+            f"Table functions are not allowed: `{name}(...)`. Query a HogQL table instead."
+        )
     if node.args.get("catalog"):
         raise HogQLError(f"Unknown table `{node.sql(dialect=_Dialect)}`.")
     db = node.args.get("db")
@@ -217,7 +228,12 @@ def _apply_limit(tree: exp.Expr) -> tuple[exp.Expr, bool, int | None]:
     return wrapped, True, DEFAULT_LIMIT
 
 
-_PARAM_TYPES: tuple[tuple[type, str], ...] = ((bool, "Bool"), (int, "Int64"), (float, "Float64"), (str, "String"))
+_PARAM_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "Bool"),
+    (int, "Int64"),
+    (float, "Float64"),
+    (str, "String"),
+)
 
 
 def _clickhouse_type(name: str, value: Any) -> str:
@@ -228,7 +244,9 @@ def _clickhouse_type(name: str, value: Any) -> str:
         inner = {_clickhouse_type(name, v) for v in value}
         if len(inner) == 1:
             return f"Array({inner.pop()})"
-    raise HogQLError(f"Unsupported value for placeholder {{{name}}}: use a string, number, boolean or list.")
+    raise HogQLError(
+        f"Unsupported value for placeholder {{{name}}}: use a string, number, boolean or list."
+    )
 
 
 def _bind_placeholders(tree: exp.Expr, values: dict[str, Any]) -> dict[str, Any]:
@@ -252,13 +270,15 @@ def _rewrite_properties(tree: exp.Expr) -> None:
         for projection in list(select.expressions):
             if not isinstance(projection, exp.Alias | exp.Star) and _has_sugar(projection, aliases):
                 # name the column as the user wrote it, not as the engine spells the JSON path
-                projection.replace(exp.alias_(projection.copy(), projection.sql(dialect=_Dialect), quoted=True))
+                projection.replace(
+                    exp.alias_(projection.copy(), projection.sql(dialect=_Dialect), quoted=True)
+                )
     for bracket in list(tree.find_all(exp.Bracket)):
         chain = _bracket_chain(bracket)
         if chain is not None:
             bracket.replace(_chain_to_column(chain))
     for column in list(tree.find_all(exp.Column)):
-        replacement = _property_access(column.parts, aliases)
+        replacement = _property_access(_names(column), aliases)
         if replacement is not None:
             column.replace(replacement)
 
@@ -289,13 +309,16 @@ def _chain_to_column(chain: list[str]) -> exp.Expr:
 def _has_sugar(node: exp.Expr, aliases: set[str]) -> bool:
     if any(_bracket_chain(b) is not None for b in node.find_all(exp.Bracket)):
         return True
-    return any(_property_access(c.parts, aliases) is not None for c in node.find_all(exp.Column))
+    return any(_property_access(_names(c), aliases) is not None for c in node.find_all(exp.Column))
 
 
-def _property_access(parts: list[exp.Identifier], aliases: set[str]) -> exp.Expr | None:
+def _names(column: exp.Column) -> list[str]:
+    return [part.name for part in column.parts]
+
+
+def _property_access(names: list[str], aliases: set[str]) -> exp.Expr | None:
     """The engine expression for a HogQL name chain, or None when it needs no rewriting."""
-    names = [p.name for p in parts]
-    if names[:1] == ["person"] and "person" not in aliases or (
+    if (names[:1] == ["person"] and "person" not in aliases) or (
         len(names) > 1 and names[1] == "person" and names[0] in aliases
     ):
         qualifier = names[:1] if names[0] != "person" else []
@@ -305,7 +328,8 @@ def _property_access(parts: list[exp.Identifier], aliases: set[str]) -> exp.Expr
         if len(rest) >= 2 and rest[0] == "properties":
             return _json_path([*qualifier, "person_properties"], rest[1:], PERSON_PROPERTIES)
         raise HogQLError(
-            f"`{'.'.join(names)}` is not available on the local server; use person.properties.<name>, "
+            f"`{'.'.join(names)}` is not available on the local server; use "
+            "person.properties.<name>, "
             "person.id, or JOIN persons ON persons.id = events.person_id."
         )
     if "properties" in names[:-1]:
@@ -322,7 +346,9 @@ def _is_persons(qualifier: list[str], aliases: set[str]) -> bool:
 
 def _json_path(base: list[str], path: list[str], known: dict[str, str]) -> exp.Expr:
     """A JSON sub-column access; unknown paths are Dynamic, so they are cast to a string."""
-    parts = [exp.to_identifier(name) for name in base] + [exp.to_identifier(p, quoted=True) for p in path]
+    parts = [exp.to_identifier(name) for name in base] + [
+        exp.to_identifier(p, quoted=True) for p in path
+    ]
     expression: exp.Expr = exp.Dot.build(parts) if len(parts) > 1 else exp.column(parts[0])
     if len(path) == 1 and path[0] in known:
         return expression

@@ -20,14 +20,17 @@ class SlidingWindowThrottle:
 
     __slots__ = ("_clock", "_history", "period", "rate")
 
-    def __init__(self, rate: int, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: int, period: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.period = period
         self._clock = clock
         self._history: deque[float] = deque()
 
     def __repr__(self) -> str:
-        return f"SlidingWindowThrottle(rate={self.rate}, period={self.period}, used={len(self._history)})"
+        used = len(self._history)
+        return f"SlidingWindowThrottle(rate={self.rate}, period={self.period}, used={used})"
 
     def admit(self) -> int | None:
         """Record a request and return None, or return the seconds to wait (and record nothing)."""

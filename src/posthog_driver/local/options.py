@@ -30,13 +30,13 @@ class ServerOptions:
     """Interface to bind. Loopback by default: the server has no real users and no TLS."""
 
     port: int = 0
-    """TCP port; 0 asks the operating system for a free one (read it back from ``LocalServer.url``)."""
+    """TCP port; 0 asks the operating system for a free one (read it from ``LocalServer.url``)."""
 
     events: int = 50_000
-    """Number of events in the generated demo dataset (1_000_000 works; loading then takes seconds)."""
+    """Number of events in the generated demo dataset (1_000_000 works, loading takes longer)."""
 
     seed: int = 42
-    """Seed of the demo data generator: the same seed gives the same persons, sessions and events."""
+    """Seed of the demo data generator: one seed always gives the same persons and events."""
 
     api_key: str | None = None
     """Personal API key clients must send as ``Authorization: Bearer <key>``; None generates one."""
@@ -51,7 +51,7 @@ class ServerOptions:
     """Query endpoint throttle per hour (PostHog: 2400); None switches the throttle off."""
 
     max_concurrent_queries: int | None = None
-    """Queries allowed to run at once (PostHog: 3); one more gets the concurrency 429. None: no limit."""
+    """Queries allowed at once (PostHog: 3); one more gets the concurrency 429. None: no cap."""
 
     fault_5xx_rate: float = 0.0
     """Probability (0..1) that an API request is answered with an injected 503."""
@@ -72,7 +72,7 @@ class ServerOptions:
     """Engine ``max_execution_time`` in seconds for one HogQL query (PostHog's API uses 10)."""
 
     pool_size: int = 4
-    """Number of engine sessions; one session runs one query at a time, so this bounds parallelism."""
+    """Number of engine sessions; a session runs one query at a time, so this bounds parallelism."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot work, with a sentence that names the field."""

@@ -1,3 +1,4 @@
+# ruff: noqa: E501, S608  (SQL reads best unwrapped; it holds only this module's constants)
 """SQL that turns the generator's coded staging frames into the HogQL tables, inside the engine.
 
 The generator hands over small integer codes (fast to make with numpy, fast to load); ClickHouse

@@ -137,7 +137,10 @@ class LocalServer:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -146,14 +149,19 @@ class LocalServer:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self.stop)
 
     def _require_state(self) -> ServerState:
         if self._state is None:
-            raise RuntimeError("LocalServer is not running; use it as a context manager or call start().")
+            raise RuntimeError(
+                "LocalServer is not running; use it as a context manager or call start()."
+            )
         return self._state
 
 
@@ -162,7 +170,8 @@ def _serve(server: uvicorn.Server, sock: socket.socket, started: threading.Event
 
     async def run() -> None:
         async def announce() -> None:
-            while not server.started and not server.should_exit:
+            # uvicorn exposes readiness only as a flag, so it is polled
+            while not server.started and not server.should_exit:  # noqa: ASYNC110
                 await anyio.sleep(0.005)
             started.set()
 

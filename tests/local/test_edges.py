@@ -1,0 +1,128 @@
+"""Awkward edges: request shapes, value types, name chains, options and lifecycle misuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from posthog_driver.local import LocalServer, ServerOptions
+from posthog_driver.local.functions import is_allowed_function
+from posthog_driver.local.hogql import HogQLError, compile_query
+
+
+def compiled(query: str, values: dict[str, Any] | None = None) -> str:
+    return compile_query(query, values, "db").sql
+
+
+def test_values_of_every_type_bind_as_typed_parameters() -> None:
+    result = compile_query(
+        "SELECT {a}, {b}, {c}, {d}, {e}, {f}",
+        {"a": "x", "b": 2, "c": 1.5, "d": True, "e": None, "f": [1, 2]},
+        "db",
+    )
+    assert "{hogql_val_a: String}" in result.sql
+    assert "{hogql_val_b: Int64}" in result.sql
+    assert "{hogql_val_c: Float64}" in result.sql
+    assert "{hogql_val_d: Bool}" in result.sql
+    assert "NULL" in result.sql
+    assert "Array(Int64)" in result.sql
+    assert result.params["hogql_val_f"] == [1, 2]
+
+
+def test_mixed_lists_and_objects_are_refused() -> None:
+    with pytest.raises(HogQLError, match="Unsupported value"):
+        compile_query("SELECT {a}", {"a": [1, "x"]}, "db")
+    with pytest.raises(HogQLError, match="Unsupported value"):
+        compile_query("SELECT {a}", {"a": {"k": 1}}, "db")
+
+
+def test_empty_and_unparsable_queries_are_syntax_errors() -> None:
+    with pytest.raises(HogQLError) as empty:
+        compile_query("   ", None, "db")
+    assert empty.value.code == "hogql_syntax_error"
+    with pytest.raises(HogQLError) as broken:
+        compile_query("SELECT (", None, "db")
+    assert broken.value.code == "hogql_syntax_error"
+    with pytest.raises(HogQLError, match="tokenized"):
+        compile_query("SELECT 'unterminated", None, "db")
+
+
+def test_person_id_and_nested_brackets_rewrite() -> None:
+    sql = compiled("SELECT person.id, e.person.properties.email FROM events e")
+    assert "person_id" in sql
+    assert 'e.person_properties."email"' in sql
+    nested = compiled("SELECT properties['$set']['city'] FROM events")
+    assert 'CAST(properties."$set"."city" AS Nullable(String))' in nested
+
+
+def test_non_literal_limit_is_capped() -> None:
+    assert "LEAST(50000" in compiled("SELECT 1 FROM events LIMIT {n}", {"n": 5}).upper()
+
+
+def test_unknown_tables_and_catalogs_are_refused() -> None:
+    for query in ("SELECT 1 FROM nowhere", "SELECT 1 FROM a.b.c"):
+        with pytest.raises(HogQLError, match="Unknown table"):
+            compile_query(query, None, "db")
+
+
+def test_aggregate_combinators_follow_their_base() -> None:
+    assert is_allowed_function("uniqMergeIf")
+    assert not is_allowed_function("fileIf")
+    assert not is_allowed_function("nosuchIf")
+
+
+def test_options_validation() -> None:
+    for kwargs in ({"events": -1}, {"pool_size": 0}, {"query_timeout": 0}, {"port": 70000}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            ServerOptions(**kwargs)
+
+
+def test_server_misuse_says_what_to_do() -> None:
+    srv = LocalServer(ServerOptions(events=100))
+    assert "stopped" in repr(srv)
+    assert srv.stats is None
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = srv.api_key
+    srv.stop()  # idempotent on a server never started
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_bad_request_bodies(client: httpx.AsyncClient) -> None:
+    url = "/api/projects/1/query/"
+    invalid = await client.post(url, content=b"{not json")
+    assert invalid.json()["code"] == "parse_error"
+    missing = await client.post(url, json={"nope": 1})
+    assert missing.json()["code"] == "required"
+    other = await client.post(url, json={"query": {"kind": "TrendsQuery"}})
+    assert "Unsupported query kind" in other.json()["detail"]
+    wrong = await client.post(url, json={"query": {"kind": "HogQLQuery", "query": 5}})
+    assert wrong.status_code == 400
+    method = await client.get(url)
+    assert method.status_code == 405
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_definition_filters_and_bad_parameters(client: httpx.AsyncClient) -> None:
+    url = "/api/projects/1/property_definitions/"
+    group = (await client.get(url, params={"type": "group", "group_type_index": 0})).json()
+    assert {"industry", "employees"} <= {p["name"] for p in group["results"]}
+    numeric = (await client.get(url, params={"is_numerical": "true"})).json()
+    assert [p["name"] for p in numeric["results"]] == ["amount"]
+    bad_names = await client.get(url, params={"event_names": '{"a": 1}'})
+    assert bad_names.status_code == 400
+    ignored = await client.get(url, params={"event_names": "not json"})
+    assert ignored.status_code == 200
+    bad_limit = await client.get("/api/projects/1/event_definitions/", params={"limit": "x"})
+    assert bad_limit.status_code == 400
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_persons_and_system_tables_answer(client: httpx.AsyncClient, hogql: Any) -> None:
+    persons = (await hogql("SELECT properties.email, is_identified FROM persons LIMIT 5")).json()
+    assert persons["columns"] == ["properties.email", "is_identified"]
+    flags = (await hogql("SELECT key FROM system.feature_flags ORDER BY id")).json()
+    assert flags["results"][0] == ["new-onboarding"]
+    union = (await hogql("SELECT 1 AS x UNION ALL SELECT 2 AS x")).json()
+    assert union["hasMore"] is False
