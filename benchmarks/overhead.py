@@ -136,7 +136,7 @@ def _sync_round(url: str, total: int, threads: int = 64) -> dict[str, Any]:
 
 def run(report: Report, *, quick: bool) -> None:
     rounds = 2 if quick else 5
-    totals = {1: 100, 16: 320, 64: 640} if quick else {1: 400, 16: 2000, 64: 3200}
+    totals = {1: 100, 16: 320, 64: 640} if quick else {1: 300, 16: 1000, 64: 1600}
     results: list[dict[str, Any]] = []
     with StubServer() as stub:
         for i in range(rounds):
