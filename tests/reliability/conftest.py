@@ -1,0 +1,149 @@
+"""The reliability suite: fault injection against real servers on 127.0.0.1.
+
+`uv run pytest` runs the short version; `nox -s soak` passes `--soak` for the long one. Each
+scenario records a `Tally` (calls, successes, typed failures, untyped failures, leaks, max
+attempts); the table is printed at the end of the run and written to
+`.pytest_cache/d/reliability/summary.md`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from posthog_driver import AsyncDriver, DriverError
+
+pytestmark = pytest.mark.reliability
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long reliability scenarios (thousands of calls)",
+    )
+
+
+@pytest.fixture(scope="session")
+def soak(request: pytest.FixtureRequest) -> bool:
+    """True under `--soak` (nox -s soak): scenarios run their long version."""
+    return bool(request.config.getoption("--soak", default=False))
+
+
+@dataclass
+class Tally:
+    """What one scenario's calls came to."""
+
+    scenario: str
+    calls: int = 0
+    successes: int = 0
+    typed_failures: int = 0
+    untyped_failures: int = 0
+    leaks: int = 0
+    max_attempts: int = 0
+    untyped: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def record(self, outcome: Any) -> None:
+        """Count one call's outcome: a result, a DriverError or anything else."""
+        self.calls += 1
+        if isinstance(outcome, DriverError):
+            self.typed_failures += 1
+            self.texts += [str(outcome), repr(outcome), *_chain(outcome)]
+        elif isinstance(outcome, BaseException):
+            self.untyped_failures += 1
+            self.untyped.append(f"{type(outcome).__name__}: {outcome}")
+        else:
+            self.successes += 1
+
+    def attempts_from(self, logs: list[dict[str, Any]]) -> None:
+        """The most attempts any call made, from `retrying` and `request_done` events."""
+        for entry in logs:
+            if entry.get("event") == "retrying":
+                self.max_attempts = max(self.max_attempts, int(entry["attempt"]) + 1)
+            elif entry.get("event") == "request_done":
+                self.max_attempts = max(self.max_attempts, int(entry["attempt"]))
+        self.texts += [repr(entry) for entry in logs]
+
+
+def _chain(exc: BaseException) -> list[str]:
+    out = []
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        out += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
+_TALLIES: list[Tally] = []
+
+
+@pytest.fixture
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    """A fresh `Tally` named after the test, reported in the session's summary table."""
+    found = Tally(request.node.name.removeprefix("test_"))
+    yield found
+    _TALLIES.append(found)
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[dict[str, Any]]]:
+    """Every structlog event the driver emits during the test (all levels)."""
+    with structlog.testing.capture_logs() as logs:
+        yield logs
+
+
+def leaks(driver: AsyncDriver) -> list[str]:
+    """What is not back to idle: query slots, limiter waiters, the probe, pooled connections."""
+    pipeline = driver.pipeline
+    found = []
+    if pipeline.query_slots.borrowed_tokens:
+        found.append(f"{pipeline.query_slots.borrowed_tokens} query slots borrowed")
+    for endpoint in ("query", "api"):
+        if pipeline.limits.for_endpoint(endpoint).waiting:
+            found.append(f"{endpoint} bucket has waiters")
+    if pipeline.breaker.probe_in_flight:
+        found.append("a breaker probe is still in flight")
+    busy = [c for c in _connections(pipeline.client) if not (c.is_idle() or c.is_closed())]
+    if busy:
+        found.append(f"{len(busy)} connections still busy")
+    return found
+
+
+def _connections(client: httpx.AsyncClient) -> list[Any]:
+    # httpx keeps its httpcore pool on the transport; `connections` is httpcore's public view.
+    pool = getattr(client._transport, "_pool", None)
+    return list(getattr(pool, "connections", []))
+
+
+def tasks_left() -> list[asyncio.Task[Any]]:
+    """Tasks of this event loop other than the running test."""
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if not _TALLIES:
+        return
+    lines = [
+        "| scenario | calls | successes | typed failures | untyped failures | leaks "
+        "| max attempts |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {t.scenario} | {t.calls} | {t.successes} | {t.typed_failures} | "
+            f"{t.untyped_failures} | {t.leaks} | {t.max_attempts or '-'} |"
+            for t in _TALLIES
+        ),
+    ]
+    terminalreporter.section("reliability summary")
+    for line in lines:
+        terminalreporter.write_line(line)
+    if config.cache is not None:
+        path = config.cache.mkdir("reliability") / "summary.md"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
