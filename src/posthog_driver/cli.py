@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -206,9 +207,24 @@ def _run_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
-    server = local.LocalServer(options)
-    server.serve_forever()
+    try:
+        local.LocalServer(options).serve_forever(on_ready=_print_environment)
+    except OSError as exc:
+        raise ConfigError(
+            f"serve-local cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "pick another --port (0 = any free port)."
+        ) from None
     return 0
+
+
+def _print_environment(server: Any) -> None:
+    stats = server.stats
+    events = f"{stats.events:,} events" if stats is not None else "demo data"
+    print(f"# Local PostHog-compatible server at {server.url} ({events}).")
+    print("# Point the driver (or posthog-driver objects/query) at it by pasting:")
+    for name, value in server.env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    print("# Press Ctrl-C to stop.", flush=True)
 
 
 # ---- commands against a configured PostHog ----

@@ -106,6 +106,7 @@ def compile_query(text: str, values: dict[str, Any] | None, database: str) -> Co
     hogql = tree.sql(dialect=_Dialect, comments=False)
     params = _bind_placeholders(tree, values or {})
     _rewrite_properties(tree)
+    _rewrite_safe_casts(tree)
     _rewrite_tables(tree, ctes, database)
     sql = tree.sql(dialect=_Dialect, comments=False)
     return CompiledQuery(sql=sql, params=params, hogql=hogql, paginated=paginated, limit=limit)
@@ -209,6 +210,28 @@ def _function_name(node: exp.Func) -> str | None:
     # only the few that reach outside the data are refused.
     name = str(node.sql_name())
     return name if name.lower() in _DENIED_KNOWN else None
+
+
+# HogQL's forgiving casts, as PostHog maps them (posthog/hogql/functions/mapping.py): a value that
+# does not convert becomes NULL instead of failing the query. ClickHouse has no such names.
+_SAFE_CASTS = {
+    "toint": "Int64",
+    "tointornull": "Int64",
+    "tofloat": "Float64",
+    "tofloatornull": "Float64",
+}
+
+
+def _rewrite_safe_casts(tree: exp.Expr) -> None:
+    for node in list(tree.find_all(exp.Anonymous)):
+        target = _SAFE_CASTS.get(str(node.name).lower())
+        if target is not None and len(node.expressions) == 1:
+            node.replace(
+                exp.Anonymous(
+                    this="accurateCastOrNull",
+                    expressions=[node.expressions[0], exp.Literal.string(target)],
+                )
+            )
 
 
 def _apply_limit(tree: exp.Expr) -> tuple[exp.Expr, bool, int | None]:

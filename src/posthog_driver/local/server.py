@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -121,10 +122,16 @@ class LocalServer:
         self._server = self._thread = self._socket = None
         self._state = None
 
-    def serve_forever(self) -> None:
-        """Start and block until Ctrl-C (or ``stop()`` from another thread), then stop cleanly."""
+    def serve_forever(self, on_ready: Callable[[LocalServer], None] | None = None) -> None:
+        """Start and block until Ctrl-C (or ``stop()`` from another thread), then stop cleanly.
+
+        ``on_ready(server)`` runs once the server accepts connections (the CLI prints the
+        environment to use there).
+        """
         self.start()
         try:
+            if on_ready is not None:
+                on_ready(self)
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(0.5)
         except KeyboardInterrupt:

@@ -1,0 +1,161 @@
+"""The `posthog-driver` command, in-process for each path and as real subprocesses end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from posthog_driver.cli import main
+from tests.conftest import FAKE_KEY
+
+
+@pytest.fixture
+def local_env(local_server: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in local_server.env().items():
+        monkeypatch.setenv(name, value)
+    return dict(local_server.env())
+
+
+def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    full_env.update(env or {})
+    return subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        [sys.executable, "-m", "posthog_driver.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_objects_prints_one_table_per_line(local_env, capsys):
+    assert main(["objects"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "events" in lines
+    assert "system.cohorts" in lines
+
+
+def test_objects_json_is_a_list_for_scripts(local_env, capsys):
+    assert main(["objects", "--json"]) == 0
+    assert "persons" in json.loads(capsys.readouterr().out)
+
+
+def test_fields_prints_references_types_and_event_names(local_env, capsys):
+    assert main(["fields", "events"]) == 0
+    out = capsys.readouterr().out
+    assert "properties.$browser" in out
+    assert "signed_up" in out
+
+
+def test_describe_json_maps_tables_to_fields(local_env, capsys):
+    assert main(["describe", "persons", "sessions", "--json"]) == 0
+    catalog = json.loads(capsys.readouterr().out)
+    assert list(catalog) == ["persons", "sessions"]
+    assert "properties.email" in catalog["persons"]
+
+
+def test_describe_prints_every_table(local_env, capsys):
+    assert main(["describe", "groups"]) == 0
+    assert capsys.readouterr().out.startswith("groups")
+
+
+def test_query_prints_a_table_and_json_rows(local_env, capsys):
+    hogql = "SELECT event, count() AS n FROM events WHERE event = {ev} GROUP BY event"
+    assert main(["query", hogql, "--values", '{"ev": "signed_up"}']) == 0
+    assert "signed_up" in capsys.readouterr().out
+    assert main(["query", hogql, "--values", '{"ev": "signed_up"}', "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["event"] == "signed_up"
+    assert rows[0]["n"] > 0
+
+
+def test_a_query_error_prints_one_line_and_exits_1(local_env, capsys):
+    assert main(["query", "SELECT nope FROM events"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: PostHog rejected the query")
+    assert err.count("\n") == 1
+
+
+def test_bad_values_json_is_a_usage_error(local_env, capsys):
+    assert main(["query", "SELECT 1", "--values", "{oops"]) == 2
+    assert "--values is not valid JSON" in capsys.readouterr().err
+
+
+def test_missing_configuration_exits_2_naming_the_variable(capsys):
+    assert main(["objects"]) == 2
+    err = capsys.readouterr().err
+    assert "POSTHOG_API_KEY is missing" in err
+    assert "Traceback" not in err
+
+
+def test_bad_serve_local_options_exit_2(capsys):
+    assert main(["serve-local", "--latency-ms", "x"]) == 2
+    assert main(["serve-local", "--fault-5xx-rate", "3"]) == 2
+    assert "fault_5xx_rate" in capsys.readouterr().err
+
+
+def test_ask_without_an_anthropic_key_says_so_in_one_line(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    done = _run("ask", "How many signups?", env={"POSTHOG_API_KEY": FAKE_KEY})
+    assert done.returncode != 0
+    assert "ANTHROPIC_API_KEY" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_demo_prints_the_walkthrough_and_exits_0():
+    done = _run("demo", "--events", "8000", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for expected in ("list_objects() found", "tables described", "Q1. Top events this week"):
+        assert expected in out
+    assert "signed_up" in out
+    assert "windowFunnel" in out
+    assert "Traceback" not in done.stderr
+
+
+def test_query_subprocess_against_the_local_server(local_server):
+    done = _run("query", "SELECT count() AS n FROM persons", "--json", env=local_server.env())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["n"] > 0
+
+
+def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "posthog_driver.cli",
+            "serve-local",
+            "--port",
+            "0",
+            "--events",
+            "2000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as process:
+        assert process.stdout is not None
+        exports: dict[str, str] = {}
+        for line in process.stdout:
+            if line.startswith("export POSTHOG_"):
+                name, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[name] = value.strip("'\"")
+            if len(exports) == 3:
+                break
+        assert set(exports) == {"POSTHOG_HOST", "POSTHOG_API_KEY", "POSTHOG_PROJECT_ID"}
+        assert exports["POSTHOG_HOST"].startswith("http://127.0.0.1:")
+        assert exports["POSTHOG_API_KEY"].startswith("phx_")
+        checked = _run("objects", env=exports)
+        assert checked.returncode == 0, checked.stderr
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) in (0, 130)
