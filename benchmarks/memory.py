@@ -62,7 +62,7 @@ async def _probe(kind: str, url: str, n: int) -> dict[str, Any]:
         before = _rss()
         tasks = [asyncio.create_task(call()) for _ in range(n)]
         expected = 3 if kind == "driver-3-slots" else n
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             stats = (await control.get(f"{url}/_stub/stats")).json()

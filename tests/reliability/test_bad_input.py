@@ -150,7 +150,7 @@ def test_generated_bad_input_gives_only_typed_errors_and_sends_only_reads(
         except Exception as exc:  # noqa: BLE001 - sorting typed from untyped is the point
             return exc
 
-    examples = 300 if soak else 40
+    examples = 300 if soak else 25
 
     @settings(
         max_examples=examples,
@@ -185,7 +185,7 @@ def test_generated_bad_input_gives_only_typed_errors_and_sends_only_reads(
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

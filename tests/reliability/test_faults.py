@@ -77,7 +77,7 @@ async def test_mixed_faults_end_as_correct_rows_or_typed_errors(
     # server, through a driver that retries past every fault.
     expected = await _answers(faulty_server)
     captured_logs.clear()
-    total, callers = (2000, 50) if soak else (300, 50)
+    total, callers = (2000, 50) if soak else (200, 50)
     rng = random.Random(5)
     plan = [rng.randrange(len(QUERIES)) for _ in range(total)]
     wrong: list[int] = []
