@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -128,34 +130,37 @@ def test_query_subprocess_against_the_local_server(local_server):
 
 def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "posthog_driver.cli",
-            "serve-local",
-            "--port",
-            "0",
-            "--events",
-            "2000",
-        ],
+    command = [sys.executable, "-m", "posthog_driver.cli", "serve-local", "--port", "0"]
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+        [*command, "--events", "2000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     ) as process:
-        assert process.stdout is not None
-        exports: dict[str, str] = {}
-        for line in process.stdout:
-            if line.startswith("export POSTHOG_"):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                exports[name] = value.strip("'\"")
-            if len(exports) == 3:
-                break
-        assert set(exports) == {"POSTHOG_HOST", "POSTHOG_API_KEY", "POSTHOG_PROJECT_ID"}
-        assert exports["POSTHOG_HOST"].startswith("http://127.0.0.1:")
-        assert exports["POSTHOG_API_KEY"].startswith("phx_")
-        checked = _run("objects", env=exports)
-        assert checked.returncode == 0, checked.stderr
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) in (0, 130)
+        try:
+            exports = _read_exports(process)
+            assert set(exports) == {"POSTHOG_HOST", "POSTHOG_API_KEY", "POSTHOG_PROJECT_ID"}
+            assert exports["POSTHOG_HOST"].startswith("http://127.0.0.1:")
+            assert exports["POSTHOG_API_KEY"].startswith("phx_")
+            checked = _run("objects", env=exports)
+            assert checked.returncode == 0, checked.stderr
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+        finally:
+            process.kill()
+
+
+def _read_exports(process: subprocess.Popen[str]) -> dict[str, str]:
+    """The export lines serve-local prints, read on a thread so a silent server cannot hang us."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    exports: dict[str, str] = {}
+    while len(exports) < 3:
+        line = lines.get(timeout=60)
+        if line.startswith("export POSTHOG_"):
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            exports[name] = value.strip("'\"")
+    return exports

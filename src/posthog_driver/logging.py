@@ -60,6 +60,16 @@ def _redact_processor(
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at write time (it may be replaced after set-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 _STDLIB = structlog.wrap_logger(
     logging.getLogger(LOGGER_NAME),
     wrapper_class=structlog.stdlib.BoundLogger,
@@ -100,7 +110,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["console", "json"] = "co
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(
