@@ -41,7 +41,8 @@ def test_ten_thousand_rows_stay_under_the_character_cap_and_say_what_was_cut() -
     assert lines[-1].startswith(
         "(10,000 rows returned; showing the first 100, cut at the 100-row cap."
     )
-    assert "LIMIT 100 OFFSET 100" in lines[-1]
+    assert "WHERE timestamp > the last value shown" in lines[-1]
+    assert "LIMIT 100 OFFSET" not in lines[-1]
 
 
 def test_wide_rows_stop_at_the_character_cap_before_the_row_cap() -> None:

@@ -122,9 +122,10 @@ def _result_footer(result: QueryResult, shown: int, limits: RenderLimits) -> str
         else f"the {limits.max_chars:,}-character cap"
     )
     return (
-        f"({total:,} rows returned; showing the first {shown:,}, cut at {cap}. To see the rest, "
-        f"add LIMIT {max(shown, 1)} OFFSET {shown} to the query (with ORDER BY), or better, "
-        f"aggregate or filter so fewer rows come back.{more_upstream})"
+        f"({total:,} rows returned; showing the first {shown:,}, cut at {cap}. Better: "
+        "aggregate or filter so fewer rows come back. To page through the rest, ORDER BY "
+        "timestamp and query again with WHERE timestamp > the last value shown and a LIMIT "
+        f"(PostHog refuses OFFSET for API-key queries).{more_upstream})"
     )
 
 
