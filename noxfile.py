@@ -1,10 +1,10 @@
 """Developer sessions, each named for what it checks. They run in the project's uv environment.
 
-    nox -s tests        the test suite with the coverage gate (same as `uv run pytest`)
-    nox -s lint         ruff check and ruff format --check
-    nox -s typecheck    mypy --strict over src/ and the typed usage example
-    nox -s bench        benchmarks: side-by-side ratios, raw figures to benchmarks/results/
-    nox -s soak         the long reliability suite against the local server
+nox -s tests        the test suite with the coverage gate (same as `uv run pytest`)
+nox -s lint         ruff check and ruff format --check
+nox -s typecheck    mypy --strict over src/ and the typed usage example
+nox -s bench        benchmarks: side-by-side ratios, raw figures to benchmarks/results/
+nox -s soak         the long reliability suite against the local server
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def bench(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """The long reliability run (thousands of calls with injected faults)."""
     session.run(
-        "uv", "run", "pytest", "tests/reliability", "--no-cov", "--soak", *session.posargs,
+        "uv",
+        "run",
+        "pytest",
+        "tests/reliability",
+        "--no-cov",
+        "--soak",
+        *session.posargs,
         external=True,
     )

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+
 from tests.posthog_bodies import field, hogql_response, page, prop, table
 
 PROJECT = "4242"

@@ -1,25 +1,21 @@
-"""Fixtures: one real local server (uvicorn on a free 127.0.0.1 port) per test module."""
+"""Fixtures for the local server tests: the session's real server and PostHog's schema."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
-from posthog_driver.local import LocalServer, ServerOptions
-
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "posthog-api" / "schema.json"
+from posthog_driver.local import LocalServer
+from tests.conftest import schema_validator
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[LocalServer]:
-    with LocalServer(ServerOptions(events=20_000, seed=7)) as srv:
-        yield srv
+def server(local_server: LocalServer) -> LocalServer:
+    """The session's local server (tests/conftest.py), shared with the end-to-end tests."""
+    return local_server
 
 
 @pytest.fixture
@@ -30,17 +26,11 @@ async def client(server: LocalServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def definitions() -> dict[str, Any]:
-    if not SCHEMA.exists():  # the shared folder sits beside the repository
-        pytest.skip("PostHog's schema.json is not available")
-    return dict(json.loads(SCHEMA.read_text())["definitions"])
+def validate() -> Any:
+    """`validate(body, "HogQLQueryResponse")` raises unless `body` has PostHog's shape."""
 
-
-@pytest.fixture(scope="session")
-def validate(definitions: dict[str, Any]) -> Any:
     def check(instance: Any, name: str) -> None:
-        schema = {"$ref": f"#/definitions/{name}", "definitions": definitions}
-        jsonschema.Draft7Validator(schema).validate(instance)
+        schema_validator(name).validate(instance)
 
     return check
 
