@@ -135,7 +135,9 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output has no width to measure; 80 columns would cut the demo's HogQL and tables.
+    width = None if sys.stdout.isatty() else 110
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _local() -> Any:
@@ -293,7 +295,7 @@ async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
             raise ConfigError(f"--values is not valid JSON: {exc}") from None
     rows = await driver.query(args.hogql, values=values)
     if not args.json:
-        _console().print(render_rows(f"{len(rows)} rows", rows, limit=1000))
+        _console().print(render_rows(rows, title=f"{len(rows)} rows", limit=1000))
     return rows
 
 

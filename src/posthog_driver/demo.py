@@ -96,13 +96,20 @@ ORDER BY visitors DESC
 LIMIT 10""",
     ),
     Question(
-        "Signups and paid conversions by acquisition source",
-        """SELECT properties.utm_source AS source,
-       uniqIf(person_id, event = 'signed_up') AS signups,
-       uniqIf(person_id, event = 'subscription_started') AS subscribers,
+        "Paid conversion by acquisition source (each person's signup source)",
+        """SELECT source,
+       count() AS signups,
+       countIf(subscribed) AS subscribers,
        round(100 * subscribers / signups, 1) AS paid_rate_pct
-FROM events
-WHERE event IN ('signed_up', 'subscription_started')
+FROM (
+    SELECT person_id,
+           coalesce(anyIf(properties.utm_source, event = 'signed_up'), '(direct)') AS source,
+           countIf(event = 'subscription_started') > 0 AS subscribed
+    FROM events
+    WHERE event IN ('signed_up', 'subscription_started')
+    GROUP BY person_id
+    HAVING countIf(event = 'signed_up') > 0
+)
 GROUP BY source
 ORDER BY signups DESC
 LIMIT 10""",
@@ -122,7 +129,7 @@ ORDER BY started DESC""",
 )
 
 
-def render_rows(title: str, rows: list[dict[str, Any]], *, limit: int = 20) -> Table:
+def render_rows(rows: list[dict[str, Any]], *, title: str | None = None, limit: int = 20) -> Table:
     """A rich table of query rows (first `limit` rows; a caption says if there were more)."""
     table = Table(title=title, title_justify="left", show_lines=False)
     columns = list(rows[0]) if rows else []
@@ -182,10 +189,14 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
     for number, question in enumerate(QUESTIONS, start=1):
         console.print()
         console.print(f"[bold]Q{number}. {escape(question.title)}[/bold]")
-        console.print(Syntax(question.hogql, "sql", theme="ansi_dark", background_color="default"))
+        console.print(
+            Syntax(
+                question.hogql, "sql", theme="ansi_dark", background_color="default", word_wrap=True
+            )
+        )
         if question.values:
             console.print(f"values = {question.values!r}", markup=False)
         rows = await driver.query(question.hogql, values=question.values or None)
         if question.reshape is not None:
             rows = question.reshape(rows)
-        console.print(render_rows(question.title, rows))
+        console.print(render_rows(rows))
