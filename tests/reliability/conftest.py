@@ -144,6 +144,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("reliability summary")
     for line in lines:
         terminalreporter.write_line(line)
-    if config.cache is not None:
-        path = config.cache.mkdir("reliability") / "summary.md"
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        path = cache.mkdir("reliability") / "summary.md"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
