@@ -97,6 +97,23 @@ def test_missing_configuration_exits_2_naming_the_variable(capsys):
     assert "Traceback" not in err
 
 
+def test_an_unknown_log_level_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--log-level", "loud", "objects"])
+    assert caught.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_field_names_that_look_like_markup_print_as_they_are(capsys):
+    from posthog_driver.cli import _print_fields  # noqa: PLC0415
+
+    _print_fields("t[/x]", {"properties['utm[source]']": {"type": "string", "description": "[b]"}})
+    out = capsys.readouterr().out
+    assert "t[/x]" in out
+    assert "properties['utm[source]']" in out
+    assert "[b]" in out
+
+
 def test_bad_serve_local_options_exit_2(capsys):
     assert main(["serve-local", "--latency-ms", "x"]) == 2
     assert main(["serve-local", "--fault-5xx-rate", "3"]) == 2

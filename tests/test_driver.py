@@ -209,6 +209,41 @@ async def test_a_next_link_to_another_host_is_refused_and_gets_no_key(mock, make
     assert evil.call_count == 0
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        f"/api/projects/{PROJECT}/property_definitions/?type=person&offset=1",
+        f"https://POSTHOG.test:443/api/projects/{PROJECT}/property_definitions/?offset=1",
+        f"//posthog.test/api/projects/{PROJECT}/property_definitions/?offset=1",
+    ],
+)
+async def test_next_links_on_our_origin_are_followed_however_spelled(mock, make_settings, link):
+    _query_router(mock)
+    mock.get(EVENT_DEFS_URL).respond(200, json=page([]))
+
+    def properties(request: httpx.Request) -> httpx.Response:
+        if "offset" in request.url.params:
+            return httpx.Response(200, json=page([prop("plan", "String")]))
+        return httpx.Response(200, json=page([prop("email", "String")], link))
+
+    mock.get(PROPERTY_DEFS_URL).mock(side_effect=properties)
+    async with AsyncDriver(make_settings()) as driver:
+        fields = await driver.get_fields("persons")
+    assert "properties.plan" in fields
+
+
+@pytest.mark.parametrize(
+    "link", ["//evil.example/steal", "http://posthog.test/x", "https://posthog.test:8443/x"]
+)
+async def test_next_links_to_another_origin_are_refused(mock, make_settings, link):
+    _query_router(mock)
+    mock.get(EVENT_DEFS_URL).respond(200, json=page([]))
+    mock.get(PROPERTY_DEFS_URL).respond(200, json=page([prop("a", "String")], link))
+    async with AsyncDriver(make_settings()) as driver:
+        with pytest.raises(DriverError, match="another host"):
+            await driver.get_fields("persons")
+
+
 async def test_a_relative_next_link_is_followed_on_our_host(mock, make_settings):
     _query_router(mock)
     mock.get(EVENT_DEFS_URL).respond(200, json=page([]))
@@ -285,30 +320,47 @@ async def test_bad_object_names_are_refused_before_sending(mock, make_settings, 
     assert route.call_count == 0
 
 
-async def test_describe_fans_out_with_bounded_concurrency(mock, make_settings):
-    _query_router(mock)
+async def test_describe_fans_out_with_bounded_concurrency(make_settings, monkeypatch):
     in_flight = peak = 0
 
-    async def slow_page(request: httpx.Request) -> httpx.Response:
+    async def observed_get_fields(name: str, *, refresh: bool = False) -> dict[str, Any]:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await anyio.sleep(0.02)
+        await anyio.sleep(0.01)
         in_flight -= 1
-        return httpx.Response(200, json=page([]))
+        return {"id": {"type": "integer", "table": name}}
 
-    mock.get(EVENT_DEFS_URL).mock(side_effect=slow_page)
-    mock.get(PROPERTY_DEFS_URL).mock(side_effect=slow_page)
     progress: list[tuple[str, int, int]] = []
-    settings = make_settings(describe_concurrency=2, schema_cache_ttl=0)
-    async with AsyncDriver(settings) as driver:
-        catalog = await driver.describe(
-            ["events", "persons"], on_progress=lambda *a: progress.append(a)
-        )
-    assert list(catalog) == ["events", "persons"]
-    assert peak >= 2  # events' and persons' requests overlapped
-    assert sorted(p[0] for p in progress) == ["events", "persons"]
-    assert progress[-1][1:] == (2, 2)
+    async with AsyncDriver(make_settings(describe_concurrency=3)) as driver:
+        monkeypatch.setattr(driver, "get_fields", observed_get_fields)
+        names = [f"table_{i}" for i in range(10)]
+        catalog = await driver.describe(names, on_progress=lambda *a: progress.append(a))
+    assert peak == 3  # concurrent, and never more than describe_concurrency
+    assert list(catalog) == names
+    assert catalog["table_4"]["id"]["table"] == "table_4"
+    assert sorted(p[0] for p in progress) == sorted(names)
+    assert progress[-1][1:] == (10, 10)
+
+
+async def test_describe_with_refresh_reloads_the_schema_once(mock, make_settings):
+    route = _query_router(mock)
+    _definitions(mock)
+    async with AsyncDriver(make_settings()) as driver:
+        await driver.describe()
+        assert route.call_count == 1
+        await driver.describe(refresh=True)
+        assert route.call_count == 2
+
+
+async def test_a_caller_editing_its_fields_does_not_edit_the_cache(mock, make_settings):
+    _query_router(mock)
+    async with AsyncDriver(make_settings()) as driver:
+        fields = await driver.get_fields("sessions")
+        fields.clear()
+        catalog = await driver.describe(["sessions"])
+        catalog["sessions"]["session_id"]["type"] = "changed"
+        assert (await driver.get_fields("sessions"))["session_id"]["type"] == "string"
 
 
 async def test_describe_defaults_to_every_object(mock, make_settings):
@@ -339,10 +391,11 @@ async def test_describe_raises_the_first_typed_error_and_cancels_the_rest(mock, 
     assert cancelled.is_set()
 
 
-async def test_describe_refuses_a_single_string(make_settings):
+@pytest.mark.parametrize("objects", ["events", 5, object()])
+async def test_describe_refuses_anything_but_a_list_of_names(make_settings, objects):
     async with AsyncDriver(make_settings()) as driver:
         with pytest.raises(ValidationError, match="list of object names"):
-            await driver.describe("events")
+            await driver.describe(objects)
 
 
 async def test_query_zips_columns_with_rows_and_keeps_repeated_names_apart(mock, make_settings):
@@ -463,6 +516,24 @@ async def test_health_check_is_true_on_200(mock, make_settings):
 async def test_health_check_is_false_on_failure_and_never_raises(mock, make_settings, answer):
     mock.get(PROJECT_URL).mock(side_effect=[answer] * 10)
     async with AsyncDriver(make_settings(max_retries=0)) as driver:
+        assert await driver.health_check() is False
+
+
+async def test_execute_falls_back_to_the_sent_hogql_when_posthog_omits_it(mock, make_settings):
+    body = hogql_response(["n"], ["UInt64"], [[1]])
+    del body["hogql"]
+    _query_router(mock, body)
+    async with AsyncDriver(make_settings()) as driver:
+        result = await driver.execute("SELECT 1 AS n")
+    assert result.hogql == "SELECT 1 AS n"
+
+
+async def test_a_closed_client_gives_a_driver_error_and_a_false_health_check(make_settings):
+    client = httpx.AsyncClient()
+    await client.aclose()
+    async with AsyncDriver(make_settings(), http_client=client) as driver:
+        with pytest.raises(DriverError, match="client is closed"):
+            await driver.query("SELECT 1")
         assert await driver.health_check() is False
 
 

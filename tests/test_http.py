@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from typing import Any
 
@@ -400,3 +401,94 @@ async def test_the_driver_closes_the_client_it_made(make_settings):
     async with driver:
         pass
     assert driver.pipeline.client.is_closed
+
+
+async def test_a_503_with_a_long_retry_after_is_a_breaker_failure_and_not_retried(
+    mock, make_settings
+):
+    route = mock.post(QUERY_URL).respond(503, headers={"Retry-After": "3600"})
+    async with AsyncDriver(make_settings(breaker_threshold=1, max_retry_after=10)) as driver:
+        with pytest.raises(ServerError) as caught:
+            await driver.query("SELECT 1")
+        assert driver.pipeline.breaker.failures == 1
+        with pytest.raises(CircuitOpenError):
+            await driver.query("SELECT 1")
+    assert route.call_count == 1
+    assert caught.value.retry_after == 3600.0
+
+
+async def test_a_503_with_a_short_retry_after_pauses_the_bucket_then_retries(mock, make_settings):
+    route = mock.post(QUERY_URL)
+    route.side_effect = [
+        httpx.Response(503, headers={"Retry-After": "0.05"}),
+        httpx.Response(200, json=OK),
+    ]
+    with capture_logs() as logs:
+        async with AsyncDriver(make_settings(retry_base_delay=5.0)) as driver:
+            assert await driver.query("SELECT 1") == [{"n": 1}]
+    retry = next(e for e in logs if e["event"] == "retrying")
+    assert retry["wait_s"] == 0  # the bucket's pause did the waiting, not a 5 s backoff
+    assert retry["retry_after"] == 0.05
+    assert any(e["event"] == "bucket_paused" for e in logs)
+
+
+async def test_a_429_longer_than_the_cap_pauses_the_bucket_and_fails_later_calls_at_once(
+    mock, make_settings
+):
+    route = mock.post(QUERY_URL).respond(429, headers={"Retry-After": "600"})
+    mock.get(PROJECT_URL).respond(200, json={"id": 1})
+    async with AsyncDriver(make_settings(max_retry_after=5)) as driver:
+        with pytest.raises(RateLimitError):
+            await driver.query("SELECT 1")
+        assert driver.pipeline.limits.for_endpoint("query").paused_for > 590
+        with pytest.raises(RateLimitError) as caught:
+            await driver.query("SELECT 2")
+        assert await driver.health_check() is True  # the other bucket is not paused
+    assert route.call_count == 1
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 590
+    assert "POSTHOG_MAX_RETRY_AFTER" in str(caught.value)
+
+
+async def test_a_retry_after_http_date_is_honoured_through_the_pipeline(mock, make_settings):
+    when = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    mock.post(QUERY_URL).respond(429, headers={"Retry-After": when})
+    async with AsyncDriver(make_settings(max_retry_after=60)) as driver:
+        with pytest.raises(RateLimitError) as caught:
+            await driver.query("SELECT 1")
+    assert caught.value.retry_after is not None
+    assert 3500 < caught.value.retry_after <= 3600
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000])
+async def test_absurdly_nested_json_gives_a_typed_error(mock, make_settings, body):
+    mock.post(QUERY_URL).respond(200, content=body)
+    mock.get(PROJECT_URL).respond(400, content=body)
+    async with AsyncDriver(make_settings()) as driver:
+        with pytest.raises(DriverError):
+            await driver.query("SELECT 1")
+        with pytest.raises(QueryError):
+            await driver.pipeline.send("GET", PROJECT_URL, endpoint="api")
+
+
+async def test_calls_queued_for_a_slot_are_not_sent_once_the_breaker_opened(mock, make_settings):
+    async def failing(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.01)
+        return httpx.Response(500)
+
+    route = mock.post(QUERY_URL).mock(side_effect=failing)
+    settings = make_settings(max_retries=0, breaker_threshold=3, max_concurrent_queries=1)
+    outcomes: list[str] = []
+
+    async def one() -> None:
+        try:
+            await driver.query("SELECT 1")
+        except DriverError as exc:
+            outcomes.append(type(exc).__name__)
+
+    async with AsyncDriver(settings) as driver, anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(one)
+    assert route.call_count == 3
+    assert outcomes.count("ServerError") == 3
+    assert outcomes.count("CircuitOpenError") == 17

@@ -49,14 +49,15 @@ ROOMY = [(1000, 60.0)]  # a window that never holds anyone back in these tests
     ("requests", "seconds", "burst"),
     [
         (1, 60.0, 1),
-        (19, 60.0, 1),
-        (20, 60.0, 1),
+        (3, 60.0, 1),
+        (4, 60.0, 2),
+        (19, 60.0, 2),
         (40, 60.0, 2),
-        (240, 60.0, 12),
-        (2400, 3600.0, 120),
+        (240, 60.0, 11),
+        (2400, 3600.0, 117),
     ],
 )
-async def test_burst_is_a_twentieth_of_the_window_and_at_least_one(
+async def test_burst_is_a_twentieth_of_the_budget_and_at_least_two(
     requests: int, seconds: float, burst: int
 ) -> None:
     limit = RateLimit("query", [(requests, seconds)])

@@ -113,3 +113,14 @@ def test_importing_the_package_configures_nothing():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "clean"
+
+
+async def test_unconfigured_breaker_and_bucket_events_never_reach_stdout(make_settings, capsys):
+    structlog.reset_defaults()
+    with respx.mock() as mock:
+        mock.post(QUERY_URL).respond(503, headers={"Retry-After": "0"})
+        async with AsyncDriver(make_settings(max_retries=0, breaker_threshold=1)) as driver:
+            with pytest.raises(DriverError):
+                await driver.query("SELECT 1")
+            assert driver.pipeline.breaker.failures == 1
+    assert capsys.readouterr().out == ""

@@ -79,6 +79,8 @@ def test_a_host_without_a_usable_url_is_refused_with_an_example(host):
         ({"api_key": "", "project_id": "1"}, "POSTHOG_API_KEY is empty"),
         ({"api_key": "phx_a b", "project_id": "1"}, "whitespace"),
         ({"api_key": "phc_public", "project_id": "1"}, "project API key"),
+        ({"api_key": "phx_s\u00e9cret", "project_id": "1"}, "never has"),
+        ({"api_key": "phx_a\x00b", "project_id": "1"}, "never has"),
         ({"api_key": FAKE_KEY, "project_id": "1", "timeout": 0}, "POSTHOG_TIMEOUT"),
         ({"api_key": FAKE_KEY, "project_id": "1", "max_retries": -1}, "POSTHOG_MAX_RETRIES"),
         ({"api_key": FAKE_KEY, "project_id": "1", "log_format": "xml"}, "POSTHOG_LOG_FORMAT"),
@@ -105,6 +107,8 @@ def test_the_key_is_in_no_repr_str_or_config_error():
     assert FAKE_KEY not in str(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+    assert FAKE_KEY not in repr(caught.value.__context__)
+    assert FAKE_KEY not in str(caught.value.__context__)
 
 
 def test_settings_are_immutable():

@@ -56,20 +56,16 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
-import structlog
-
 from posthog_driver.errors import (
     CircuitOpenError,
     RequestTimeoutError,
     ServerError,
     TransportError,
 )
+from posthog_driver.logging import get_logger
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 
-# Fetched per event rather than once at import: a logger cached by an application's
-# `cache_logger_on_first_use` would otherwise outlive `structlog.testing.capture_logs`.
-_LOGGER_NAME = "posthog_driver"
 
 # What callers turned away during a probe are told: the probe normally answers within one request.
 _PROBE_RETRY_AFTER = 1.0
@@ -163,10 +159,14 @@ class CircuitBreaker:
         """
         return _Attempt(self)
 
-    def _enter(self) -> bool:
-        """Admit one attempt or raise `CircuitOpenError`; return True if it is the probe."""
+    def reject_if_open(self) -> None:
+        """Raise `CircuitOpenError` now if the breaker is open (its reset time not yet reached).
+
+        A cheap early check for callers that wait for other resources before `admit()`: they
+        fail at once instead of queueing, and `admit()` still decides when they get there.
+        """
         if self._state is BreakerState.CLOSED:
-            return False
+            return
         now = self._clock()
         if now < self._reset_at:
             retry_after = self._reset_at - now
@@ -176,6 +176,12 @@ class CircuitBreaker:
                 f"Retry in {retry_after:.1f} s.",
                 retry_after=retry_after,
             )
+
+    def _enter(self) -> bool:
+        """Admit one attempt or raise `CircuitOpenError`; return True if it is the probe."""
+        if self._state is BreakerState.CLOSED:
+            return False
+        self.reject_if_open()
         if self._probe_in_flight:
             retry_after = min(_PROBE_RETRY_AFTER, self._reset_seconds)
             raise CircuitOpenError(
@@ -187,7 +193,7 @@ class CircuitBreaker:
         self._probe_in_flight = True
         if self._state is BreakerState.OPEN:
             self._state = BreakerState.HALF_OPEN
-            structlog.get_logger(_LOGGER_NAME).info("breaker_half_open")
+            get_logger().info("breaker_half_open")
         return True
 
     def _exit(self, is_probe: bool, exc: BaseException | None) -> None:
@@ -221,14 +227,14 @@ class CircuitBreaker:
             self._probe_in_flight = False
             self._failures = 0
             self._state = BreakerState.CLOSED
-            structlog.get_logger(_LOGGER_NAME).info("breaker_closed")
+            get_logger().info("breaker_closed")
         elif self._state is BreakerState.CLOSED:
             self._failures = 0
 
     def _open(self) -> None:
         self._state = BreakerState.OPEN
         self._reset_at = self._clock() + self._reset_seconds
-        structlog.get_logger(_LOGGER_NAME).warning(
+        get_logger().warning(
             "breaker_opened", failures=self._failures, retry_after=self._reset_seconds
         )
 

@@ -66,7 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Discover and query PostHog product analytics with HogQL.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ...")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="log level (default: POSTHOG_LOG_LEVEL, else WARNING)",
+    )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the main job on the embedded local server")
@@ -278,7 +284,7 @@ def _print_fields(name: str, fields: dict[str, dict[str, Any]]) -> None:
         values = info.get("values")
         extra = f" values: {', '.join(map(str, values[:20]))}" if values else ""
         console.print(
-            f"  {ref}  [dim]{escape(info.get('type', ''))}[/dim]  "
+            f"  {escape(ref)}  [dim]{escape(info.get('type', ''))}[/dim]  "
             f"{escape(info.get('description', ''))}{escape(extra)}",
             highlight=False,
         )

@@ -135,7 +135,7 @@ def render_rows(rows: list[dict[str, Any]], *, title: str | None = None, limit: 
     columns = list(rows[0]) if rows else []
     for column in columns:
         numeric = all(isinstance(r.get(column), int | float) for r in rows[:limit])
-        table.add_column(column, justify="right" if numeric else "left")
+        table.add_column(escape(column), justify="right" if numeric else "left")
     for row in rows[:limit]:
         table.add_row(*(escape(_cell(row.get(c))) for c in columns))
     if len(rows) > limit:
@@ -159,7 +159,7 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
     """Run the main job against `driver` and print it for a person to read."""
     objects = await driver.list_objects()
     console.rule("[bold]1. What can an agent query?")
-    console.print(f"list_objects() found {len(objects)} tables: " + ", ".join(objects))
+    console.print(f"list_objects() found {len(objects)} tables: " + escape(", ".join(objects)))
 
     console.rule("[bold]2. describe(): every table's fields, fetched concurrently")
     started = time.perf_counter()
@@ -178,7 +178,7 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
     summary.add_column("fields", justify="right")
     summary.add_column("for example")
     for name, fields in catalog.items():
-        summary.add_row(name, str(len(fields)), escape(", ".join(list(fields)[:4])))
+        summary.add_row(escape(name), str(len(fields)), escape(", ".join(list(fields)[:4])))
     console.print(summary)
     events = catalog.get("events", {})
     names = events.get("event", {}).get("values", [])

@@ -7,14 +7,16 @@ slots, limits, retries), `TTLCache` keeps schema answers, `catalog` shapes field
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import enum
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -139,9 +141,11 @@ class AsyncDriver:
         """
         self._check_open()
         _check_name(name)
-        return await self._cache.get(
+        fields = await self._cache.get(
             ("fields", name), lambda: self._load_fields(name, refresh), refresh=refresh
         )
+        # A copy: a caller that edits its answer must not edit everyone's cached one.
+        return copy.deepcopy(fields)
 
     async def _load_fields(self, name: str, refresh: bool) -> dict[str, dict[str, Any]]:
         tables = await self._schema(refresh=refresh)
@@ -182,12 +186,15 @@ class AsyncDriver:
         the rest and is raised.
         """
         self._check_open()
-        if isinstance(objects, str):
+        if isinstance(objects, str) or not (objects is None or isinstance(objects, Iterable)):
             raise ValidationError(
-                "describe() takes a list of object names, not one string; "
-                f"use describe([{objects!r}]) or get_fields({objects!r})."
+                "describe() takes a list of object names (or nothing, for all of them), "
+                f"not {objects!r}; use describe(['events']) or get_fields('events')."
             )
-        names = list(objects) if objects is not None else await self.list_objects(refresh=refresh)
+        if refresh:
+            # Reload the schema and definitions once for all objects, not once per object.
+            self._cache.clear()
+        names = list(objects) if objects is not None else await self.list_objects()
         for name in names:
             _check_name(name)
         out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -195,7 +202,7 @@ class AsyncDriver:
 
         async def one(name: str) -> None:
             async with slots:
-                out[name] = await self.get_fields(name, refresh=refresh)
+                out[name] = await self.get_fields(name)
             if on_progress is not None:
                 on_progress(name, len(out), len(names))
 
@@ -251,19 +258,21 @@ class AsyncDriver:
     def _same_host(self, link: Any) -> str | None:
         if not link:
             return None
-        # The bearer key goes with every request: never follow a link to another origin.
-        ours, theirs = urlsplit(self.settings.host), urlsplit(str(link))
-        if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
-            if theirs.netloc == ours.netloc and not theirs.scheme:
-                return str(link)
-            if not theirs.netloc and str(link).startswith("/"):
-                return str(link)
+        base = httpx.URL(self.settings.host + "/")
+        try:
+            target = base.join(str(link))  # resolves relative and scheme-relative links
+        except httpx.InvalidURL:
             raise DriverError(
-                f"PostHog's next-page link points to another host ({theirs.netloc or link!r}); "
-                "refusing to send the API key there. Check POSTHOG_HOST (behind a proxy, set it "
-                "to the public URL PostHog reports)."
+                f"PostHog's next-page link {str(link)[:100]!r} is not a URL."
+            ) from None
+        # The bearer key goes with every request: never follow a link to another origin.
+        if _origin(target) != _origin(base):
+            raise DriverError(
+                f"PostHog's next-page link points to another host ({target.host!r}); refusing "
+                "to send the API key there. Check POSTHOG_HOST (behind a proxy, set it to the "
+                "public URL PostHog reports)."
             )
-        return str(link)
+        return str(target)
 
     # ---- queries ---------------------------------------------------------------------------
 
@@ -283,14 +292,28 @@ class AsyncDriver:
         """Run a HogQL query and return the whole `QueryResult` (columns, types, rows...)."""
         self._check_open()
         node = self._hogql_node(hogql, values)
-        body = await self._post_query(node)
-        result = QueryResult.from_response(await self._until_complete(body))
+        started = time.perf_counter()
+        try:
+            body = await self._post_query(node)
+            result = QueryResult.from_response(await self._until_complete(body))
+        except DriverError as exc:
+            log.info(
+                "query_failed",
+                chars=len(hogql),
+                error=type(exc).__name__,
+                status_code=exc.status_code,
+                elapsed_ms=_ms_since(started),
+            )
+            raise
         log.info(
             "query_sent",
             chars=len(hogql),
             rows=len(result.rows),
             has_more=result.has_more,
+            elapsed_ms=_ms_since(started),
         )
+        if result.hogql is None:
+            result = dataclasses.replace(result, hogql=hogql)
         return result
 
     def _hogql_node(self, hogql: Any, values: Any) -> dict[str, Any]:
@@ -395,6 +418,15 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
             return _first_leaf(exc)
         return exc
     return group  # pragma: no cover - groups are never empty
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
 
 
 def _check_name(name: Any) -> None:

@@ -119,7 +119,14 @@ class RateLimitError(DriverError):
 
 
 class ServerError(DriverError):
-    """PostHog answered 5xx after our retries. Usually transient: try again later."""
+    """PostHog answered 5xx after our retries. Usually transient: try again later.
+
+    `retry_after` holds the seconds a 503's `Retry-After` asked for, if it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
 
 
 class TransportError(DriverError):
@@ -150,7 +157,7 @@ def _parse_body(text: str) -> tuple[str | None, str | None, str | None]:
     """PostHog's (type, code, detail) from an error body; Nones where it has another shape."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None, None
     if not isinstance(body, dict):
         return None, None, None
@@ -210,7 +217,10 @@ def error_from_response(
     if status_code == 408:
         return RequestTimeoutError(f"PostHog timed out (408: {said}); retry later.", **common)
     if status_code >= 500:
+        wait = f"retry in {retry_after:g} s" if retry_after is not None else "retry later"
         return ServerError(
-            f"PostHog had a server error ({status_code}: {said}); retry later.", **common
+            f"PostHog had a server error ({status_code}: {said}); {wait}.",
+            retry_after=retry_after,
+            **common,
         )
     return DriverError(f"PostHog answered {status_code}: {said}", **common)

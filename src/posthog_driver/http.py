@@ -1,16 +1,20 @@
 """The request pipeline: every HTTP call the driver makes goes through `RequestPipeline.send`.
 
-One attempt passes, in order: the circuit breaker, a query concurrency slot (query endpoint
-only), the endpoint's rate-limit bucket, then the one shared `httpx.AsyncClient`. The answer is
+One attempt passes, in order: a query concurrency slot (query endpoint only), the circuit
+breaker, the endpoint's rate-limit bucket, then the one shared `httpx.AsyncClient`. The breaker
+comes after the slot so that calls queued for a slot while it was closed are not sent once it
+has opened, and before the bucket so that a rejected call spends no rate budget. The answer is
 mapped to data or a typed error in `_request`, the only place foreign exceptions are
 translated. Around the attempt, `backoff` retries 408, 429, 500, 502, 503, 504, timeouts and
 network failures:
 
     delay(n) = full_jitter(min(retry_max_delay, retry_base_delay * 2**n))
 
-A `Retry-After` (seconds or an HTTP date) is honoured up to `max_retry_after` by pausing the
-whole bucket, so every request of that endpoint class in this process waits, not only the one
-that saw it; the backoff delay is then 0. A longer `Retry-After` raises `RateLimitError` at once.
+A `Retry-After` (seconds or an HTTP date) on a 429 or 503 pauses the whole bucket, so every
+request of that endpoint class in this process waits, not only the one that saw it; the backoff
+delay is then 0. A wait above `max_retry_after` is not slept: the call raises at once
+(`RateLimitError`, or `ServerError` for a 503, with `retry_after` set), and so does every call
+of that bucket until the pause is over.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Literal
 import anyio
 import backoff
 import httpx
+from pydantic import SecretStr
 
 from posthog_driver._version import __version__
 from posthog_driver.breaker import CircuitBreaker
@@ -100,6 +105,7 @@ class RequestPipeline:
             query=[(settings.query_rate_per_minute, 60.0), (settings.query_rate_per_hour, 3600.0)],
             api=[(settings.api_rate_per_minute, 60.0), (settings.api_rate_per_hour, 3600.0)],
         )
+        self._auth = _BearerAuth(settings.api_key)
         # Created on first use: anyio primitives want a running event loop.
         self._query_slots: anyio.CapacityLimiter | None = None
         self._with_retries = backoff.on_exception(
@@ -107,7 +113,7 @@ class RequestPipeline:
             _RETRYABLE,
             max_tries=settings.max_retries + 1,
             jitter=backoff.full_jitter,
-            giveup=_give_up,
+            giveup=self._give_up,
             on_backoff=_log_retry,
             logger=None,  # our own `retrying` event says it, without backoff's free-text lines
             base=settings.retry_base_delay,
@@ -142,12 +148,18 @@ class RequestPipeline:
         """
         if url.startswith("/"):
             url = self._settings.host + url
-        try:
-            return await self._with_retries(
-                method, url, endpoint=endpoint, body=json, params=params, state={"attempts": 0}
-            )
-        except _TooLongToWait as exc:
-            raise exc.error from None
+        return await self._with_retries(
+            method, url, endpoint=endpoint, body=json, params=params, state={"attempts": 0}
+        )
+
+    def _give_up(self, exc: Exception) -> bool:
+        if not isinstance(exc, _RETRYABLE):
+            return True
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None and retry_after > self._settings.max_retry_after:
+            return True  # PostHog asked for a longer wait than we are willing to sleep
+        # Network failures and timeouts have no status; of the statuses, only the transient ones.
+        return exc.status_code is not None and exc.status_code not in RETRY_STATUSES
 
     async def _attempt(
         self,
@@ -160,8 +172,22 @@ class RequestPipeline:
         state: dict[str, int],
     ) -> Any:
         state["attempts"] += 1
-        async with self.breaker.admit(), self._slot(endpoint):
-            await self.limits.for_endpoint(endpoint).acquire()
+        bucket = self.limits.for_endpoint(endpoint)
+        self.breaker.reject_if_open()  # fail at once rather than queue for a slot first
+        paused_for = bucket.paused_for
+        if paused_for > self._settings.max_retry_after:
+            # An earlier Retry-After paused this bucket for longer than we wait: fail now and
+            # send nothing. (An open breaker answered first above: it says more.)
+            raise RateLimitError(
+                f"PostHog asked to wait {paused_for:.0f} s (Retry-After) before more requests "
+                f"to this endpoint, longer than POSTHOG_MAX_RETRY_AFTER "
+                f"({self._settings.max_retry_after:g} s); retry later.",
+                retry_after=paused_for,
+            )
+        # The breaker admits only once a slot is ours: a call that queued for a slot while the
+        # breaker was closed must not be sent after it opened.
+        async with self._slot(endpoint), self.breaker.admit():
+            await bucket.acquire()
             started = time.perf_counter()
             response = await self._request(method, url, body, params)
             elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -184,16 +210,19 @@ class RequestPipeline:
     async def _request(
         self, method: str, url: str, body: Any, params: dict[str, str] | None
     ) -> httpx.Response:
-        headers = {
-            "Authorization": f"Bearer {self._settings.api_key.get_secret_value()}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        # The one place httpx's exceptions become ours; most specific first.
+        # The one place foreign exceptions become ours; most specific first.
         try:
-            return await self.client.request(method, url, json=body, params=params, headers=headers)
+            return await self.client.request(
+                method, url, json=body, params=params, headers=_HEADERS, auth=self._auth
+            )
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
             raise self._translate(_scrubbed(exc)) from exc
+        except RuntimeError as exc:
+            # httpx: "Cannot send a request, as the client has been closed."
+            raise DriverError(
+                f"The HTTP client is closed ({exc}); the driver was closed while this call was "
+                "running, or the http_client passed in was closed. Use an open driver."
+            ) from None
 
     def _translate(self, exc: Exception) -> DriverError:
         if isinstance(exc, httpx.TimeoutException):
@@ -213,20 +242,25 @@ class RequestPipeline:
 
     def _failure(self, response: httpx.Response, endpoint: Endpoint) -> DriverError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        error = error_from_response(response.status_code, response.text, retry_after=retry_after)
         if retry_after is not None and response.status_code in (429, 503):
-            if retry_after > self._settings.max_retry_after:
-                return _TooLongToWait(error)
+            # Even a wait longer than we will sleep pauses the bucket: other calls then fail at
+            # once instead of collecting more 429s.
             self.limits.for_endpoint(endpoint).pause(retry_after)
-        return error
+        return error_from_response(response.status_code, response.text, retry_after=retry_after)
 
 
-class _TooLongToWait(DriverError):
-    """Carries an error whose `Retry-After` is above `max_retry_after`: raised without retrying."""
+class _BearerAuth(httpx.Auth):
+    """Puts the key on each request, so no plain copy of it lives in our frames' locals."""
 
-    def __init__(self, error: DriverError) -> None:
-        super().__init__(error.message, status_code=error.status_code)
-        self.error = error
+    def __init__(self, key: SecretStr) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = "Bearer " + self._key.get_secret_value()
+        yield request
+
+
+_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 
 def _scrubbed(exc: Exception) -> Exception:
@@ -237,13 +271,6 @@ def _scrubbed(exc: Exception) -> Exception:
     """
     exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
     return exc
-
-
-def _give_up(exc: Exception) -> bool:
-    if not isinstance(exc, _RETRYABLE):
-        return True
-    # Network failures and timeouts have no status; of the statuses, only the transient ones.
-    return exc.status_code is not None and exc.status_code not in RETRY_STATUSES
 
 
 async def _log_retry(details: Any) -> None:
@@ -273,7 +300,7 @@ def _retry_delays(base: float, cap: float) -> Generator[float, Exception | None,
 def _decode(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         excerpt = " ".join(response.text.split())[:200]
         raise DriverError(
             f"PostHog answered {response.status_code} with a body that is not JSON "

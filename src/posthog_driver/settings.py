@@ -41,6 +41,7 @@ class DriverSettings(BaseSettings):
         extra="ignore",
         frozen=True,
         validate_default=True,
+        hide_input_in_errors=True,  # pydantic's errors would otherwise quote the key
     )
 
     api_key: SecretStr = Field(
@@ -128,6 +129,10 @@ class DriverSettings(BaseSettings):
             raise ValueError("is empty; set it to a personal API key (phx_...)")
         if key != key.strip() or any(ch.isspace() for ch in key):
             raise ValueError("contains whitespace; copy the key again without spaces or newlines")
+        if not (key.isascii() and key.isprintable()):
+            raise ValueError(
+                "contains characters a PostHog key never has; copy the key again from PostHog"
+            )
         if key.startswith("phc_"):
             raise ValueError(
                 "is a project API key (phc_...), which only sends events; "
