@@ -127,7 +127,5 @@ def run(report: Report, *, quick: bool) -> None:
     report.note(
         f"Case 7: {events:,} generated events (generation and load took {load_s:.1f} s); "
         "server on a thread of the benchmark process (chdb pool of 4 sessions), so it shares "
-        "the CPU and GIL with the client. Latency includes the driver and HTTP, and about 40 ms "
-        "per request of Nagle + delayed ACK: the server's listening socket lacks TCP_NODELAY "
-        "(GET project measured 42.6 ms as is, 1.3 ms with it set)."
+        "the CPU and GIL with the client. Latency includes the driver and HTTP."
     )
