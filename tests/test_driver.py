@@ -580,3 +580,14 @@ def test_from_env_reads_posthog_variables(monkeypatch):
 def test_from_env_without_variables_raises_config_error():
     with pytest.raises(ConfigError, match="POSTHOG_API_KEY is missing"):
         AsyncDriver.from_env()
+
+
+async def test_describe_counts_a_repeated_name_once_in_its_progress(mock, make_settings):
+    _query_router(mock)
+    progress: list[tuple[str, int, int]] = []
+    async with AsyncDriver(make_settings()) as driver:
+        catalog = await driver.describe(
+            ["sessions", "sessions"], on_progress=lambda *a: progress.append(a)
+        )
+    assert progress == [("sessions", 1, 1)]
+    assert list(catalog) == ["sessions"]

@@ -197,6 +197,7 @@ class AsyncDriver:
         names = list(objects) if objects is not None else await self.list_objects()
         for name in names:
             _check_name(name)
+        unique = list(dict.fromkeys(names))
         out: dict[str, dict[str, dict[str, Any]]] = {}
         slots = anyio.CapacityLimiter(self.settings.describe_concurrency)
 
@@ -204,10 +205,10 @@ class AsyncDriver:
             async with slots:
                 out[name] = await self.get_fields(name)
             if on_progress is not None:
-                on_progress(name, len(out), len(names))
+                on_progress(name, len(out), len(unique))
 
         async with _first_error_group() as group:
-            for name in dict.fromkeys(names):
+            for name in unique:
                 group.start_soon(one, name)
         return {name: out[name] for name in names}
 
