@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from posthog_driver import AsyncDriver, DriverError, DriverSettings
+from posthog_driver import AsyncDriver, CircuitOpenError, DriverError, DriverSettings
 from posthog_driver.breaker import BreakerState
 from tests.reliability.conftest import Tally, leaks, tasks_left
 
@@ -92,6 +92,12 @@ async def test_mixed_faults_end_as_correct_rows_or_typed_errors(
                 query, values = QUERIES[which]
                 try:
                     rows = await driver.query(query, values)
+                except CircuitOpenError as exc:
+                    # A well-behaved caller waits as told; one that does not would burn the
+                    # whole plan in the instant the breaker is open.
+                    tally.record(exc)
+                    await asyncio.sleep(exc.retry_after)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - sorting typed from untyped is the point
                     tally.record(exc)
                     continue
