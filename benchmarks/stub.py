@@ -32,7 +32,8 @@ import httpx
 from tests.posthog_bodies import field, hogql_response, page, prop, table
 
 PROJECT = "4242"
-API_KEY = "phx_BENCHKEY0123456789abcdefghijklmnopqrstuvwxyzAB"
+# The stub checks no key; this placeholder is what the driver sends.
+API_KEY = "phx_benchmark-placeholder-not-a-key"
 BIG_QUERY = "SELECT event, distinct_id, timestamp, browser, url, n FROM big_result"
 SMALL_ROWS = [["$pageview", 1204], ["$autocapture", 877], ["signed_up", 41]]
 REPO_ROOT = Path(__file__).resolve().parent.parent
