@@ -52,9 +52,9 @@ def test_empty_and_unparsable_queries_are_syntax_errors() -> None:
 def test_person_id_and_nested_brackets_rewrite() -> None:
     sql = compiled("SELECT person.id, e.person.properties.email FROM events e")
     assert "person_id" in sql
-    assert 'e.person_properties."email"' in sql
+    assert '"e"."person_properties"."email"' in sql
     nested = compiled("SELECT properties['$set']['city'] FROM events")
-    assert 'CAST(properties."$set"."city" AS Nullable(String))' in nested
+    assert 'CAST("properties"."$set"."city" AS Nullable(String))' in nested
 
 
 def test_non_literal_limit_is_capped() -> None:
@@ -126,3 +126,70 @@ async def test_persons_and_system_tables_answer(client: httpx.AsyncClient, hogql
     assert flags["results"][0] == ["new-onboarding"]
     union = (await hogql("SELECT 1 AS x UNION ALL SELECT 2 AS x")).json()
     assert union["hasMore"] is False
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # ClickHouse reads `$a$ ... $a$` as a heredoc string: unquoted, the text between would
+        # have been live SQL that sqlglot took for a string literal.
+        "SELECT $a$ AS x, 'y $a$, file($b$/etc/hostname$b$) AS s --' AS z FROM events",
+        "SELECT $$ AS x, 'y $$, version() AS s --' AS z FROM events",
+        # A subquery in ARRAY JOIN was parsed with its FROM as a column, escaping table checks.
+        "SELECT n FROM system.cohorts "
+        "ARRAY JOIN (SELECT groupArray(name) FROM system.settings) AS n",
+        "SELECT n FROM events LEFT ARRAY JOIN (SELECT [1] FROM system.tables) AS n",
+    ],
+)
+def test_parser_differential_tricks_are_refused(query: str) -> None:
+    with pytest.raises(HogQLError):
+        compiled(query)
+
+
+def test_engine_sql_quotes_every_identifier() -> None:
+    sql = compiled("SELECT event AS e, count() AS n FROM events GROUP BY e")
+    assert sql.startswith('SELECT "event" AS "e", count() AS "n" FROM "db"."events"')
+
+
+def test_a_heredoc_payload_over_http_reads_no_file(tmp_path: Any) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET_MARKER_51")
+    query = f"SELECT $a$ AS x, 'y $a$, file($b${secret}$b$) AS s --' AS z FROM events"  # noqa: S608 - the attack under test
+    with LocalServer(ServerOptions(events=500)) as server:
+        response = httpx.post(
+            f"{server.url}/api/projects/1/query/",
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            json={"query": {"kind": "HogQLQuery", "query": query}},
+            timeout=30,
+        )
+    assert response.status_code == 400
+    assert "SECRET_MARKER_51" not in response.text
+
+
+def test_a_timed_out_query_leaves_its_session_clean_for_the_next() -> None:
+    slow = "SELECT count() FROM events a, events b, events c, events d"
+    options = ServerOptions(events=2000, query_timeout=0.3, pool_size=1)
+    with LocalServer(options) as server:
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        url = f"{server.url}/api/projects/1/query/"
+
+        def post(query: str) -> httpx.Response:
+            body = {"query": {"kind": "HogQLQuery", "query": query}}
+            return httpx.post(url, headers=headers, json=body, timeout=30)
+
+        assert post(slow).status_code == 504
+        following = [post("SELECT 1 AS one") for _ in range(3)]
+    assert [r.status_code for r in following] == [200, 200, 200]
+    assert all(r.json()["results"] == [[1]] for r in following)
+
+
+def test_an_oversized_query_is_refused_before_parsing(server: LocalServer) -> None:
+    query = "SELECT " + "+".join(["1"] * 60_000)
+    response = httpx.post(
+        f"{server.url}/api/projects/1/query/",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        json={"query": {"kind": "HogQLQuery", "query": query}},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "over the local server's limit" in response.json()["detail"]

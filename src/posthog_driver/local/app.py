@@ -32,6 +32,8 @@ from .options import ServerOptions, generate_api_key
 __all__ = ["ServerState", "build_app"]
 
 ORGANIZATION_ID = "018f0000-0000-4000-8000-00000000a11c"
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_QUERY_CHARS = 100_000
 
 
 def _error(
@@ -39,6 +41,28 @@ def _error(
 ) -> Response:
     body = {"type": type_, "code": code, "detail": detail, "attr": None}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _query_node(request: Request) -> dict[str, Any] | Response:
+    """The body's `query` object, or the 400 PostHog gives for a body without one."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _validation(
+            f"The request body has {len(raw):,} bytes, over the local server's limit of "
+            f"{MAX_BODY_BYTES:,}; shorten the query or its values."
+        )
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, RecursionError) as exc:
+        return _validation(f"JSON parse error - {exc}", "parse_error")
+    node = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(node, dict):
+        return _validation(
+            'The request body needs a `query` object, e.g. {"query": {"kind": "HogQLQuery", '
+            '"query": "SELECT 1"}}.',
+            "required",
+        )
+    return node
 
 
 def _validation(detail: str, code: str = "invalid_input") -> Response:
@@ -245,17 +269,9 @@ class Api:
 
     async def query(self, request: Request) -> Response:
         """``POST .../query/``: HogQLQuery and DatabaseSchemaQuery."""
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError as exc:
-            return _validation(f"JSON parse error - {exc}", "parse_error")
-        node = body.get("query") if isinstance(body, dict) else None
-        if not isinstance(node, dict):
-            return _validation(
-                'The request body needs a `query` object, e.g. {"query": {"kind": "HogQLQuery", '
-                '"query": "SELECT 1"}}.',
-                "required",
-            )
+        node = await _query_node(request)
+        if isinstance(node, Response):
+            return node
         kind = node.get("kind")
         path_kind = request.path_params.get("kind")
         if path_kind is not None and path_kind != kind:
@@ -272,11 +288,24 @@ class Api:
         text, values = node.get("query"), node.get("values") or {}
         if not isinstance(text, str) or not isinstance(values, dict):
             return _validation("`query` must be a string and `values` an object.")
+        if len(text) > MAX_QUERY_CHARS:
+            return _validation(
+                f"The query has {len(text):,} characters, over the local server's limit of "
+                f"{MAX_QUERY_CHARS:,}; move long lists into `values` or shorten it."
+            )
+        return await self._hogql(request, text, values)
+
+    async def _hogql(self, request: Request, text: str, values: dict[str, Any]) -> Response:
         await self.state.ready()
         try:
-            compiled = compile_query(text, values, self.state.engine.database)
+            # Parsing a long query takes a while (superlinear in sqlglot): off the event loop.
+            compiled = await anyio.to_thread.run_sync(
+                compile_query, text, values, self.state.engine.database
+            )
         except HogQLError as exc:
             return _validation(exc.detail, exc.code)
+        except RecursionError:
+            return _validation("The query is nested too deeply; flatten it.", "hogql_syntax_error")
         started = time.perf_counter()
         try:
             output = await _run_until_disconnect(

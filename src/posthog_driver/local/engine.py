@@ -114,16 +114,7 @@ class Engine:
             self._admin_query(f"DROP TABLE {self.database}.{name}")
         self._load_system_tables(data)
         for _ in range(self._pool_size):
-            session = _new_session()
-            for setting in (
-                f"max_execution_time = {self._timeout}",
-                "implicit_select = 0",
-                "session_timezone = 'UTC'",
-                "max_result_rows = 50001",
-                "result_overflow_mode = 'throw'",
-                "readonly = 1",  # last: after it no setting can change, not even by us
-            ):
-                session.query(f"SET {setting}")
+            session = self._query_session()
             self._sessions.append(session)
             self._idle.put(session)
         counts = self._row_counts()
@@ -136,6 +127,20 @@ class Engine:
             row_counts=counts,
         )
         return self.stats
+
+    def _query_session(self) -> Any:
+        """A read-only session for user queries, with the engine's limits set."""
+        session = _new_session()
+        for setting in (
+            f"max_execution_time = {self._timeout}",
+            "implicit_select = 0",
+            "session_timezone = 'UTC'",
+            "max_result_rows = 50001",
+            "result_overflow_mode = 'throw'",
+            "readonly = 1",  # last: after it no setting can change, not even by us
+        ):
+            session.query(f"SET {setting}")
+        return session
 
     def close(self) -> None:
         """Drop the database and close every session this engine opened (idempotent)."""
@@ -173,6 +178,7 @@ class Engine:
 
     def _run_sync(self, sql: str, params: dict[str, Any]) -> QueryOutput:
         session = self._idle.get()
+        healthy = False
         try:
             started = time.perf_counter()
             try:
@@ -181,9 +187,12 @@ class Engine:
                 raise _translate(exc, self.database) from None
             text = raw.bytes().decode() if hasattr(raw, "bytes") else str(raw)
             elapsed = time.perf_counter() - started
+            payload = _one_document(text)
+            healthy = True
         finally:
-            self._idle.put(session)
-        payload = json.loads(text) if text.strip() else {"meta": [], "data": []}
+            # A session whose query failed may keep that query's partial output and prepend it to
+            # the next answer (measured after timeouts): replace it rather than reuse it.
+            self._idle.put(session if healthy else self._replacement(session))
         meta = payload.get("meta", [])
         return QueryOutput(
             columns=[m["name"] for m in meta],
@@ -191,6 +200,14 @@ class Engine:
             rows=payload.get("data", []),
             elapsed=elapsed,
         )
+
+    def _replacement(self, broken: Any) -> Any:
+        try:
+            fresh = self._query_session()
+        except Exception:  # noqa: BLE001 - keep serving with the old session rather than none
+            return broken
+        self._sessions = [fresh if s is broken else s for s in self._sessions]
+        return fresh
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -230,6 +247,19 @@ class Engine:
         paying, anonymous = (int(x) for x in str(extra).strip().split(","))
         counts["_paying"], counts["_anonymous"] = paying, anonymous
         return counts
+
+
+def _one_document(text: str) -> dict[str, Any]:
+    """The engine's JSONCompact answer; anything else (two documents, a torn one) is an error."""
+    if not text.strip():
+        return {"meta": [], "data": []}
+    try:
+        payload, end = json.JSONDecoder().raw_decode(text.strip())
+    except ValueError:
+        payload, end = None, 0
+    if not isinstance(payload, dict) or text.strip()[end:].strip():
+        raise EngineError("The engine returned an unreadable result; run the query again.")
+    return payload
 
 
 def _translate(exc: Exception, database: str) -> EngineError:

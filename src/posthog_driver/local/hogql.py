@@ -108,7 +108,9 @@ def compile_query(text: str, values: dict[str, Any] | None, database: str) -> Co
     _rewrite_properties(tree)
     _rewrite_safe_casts(tree)
     _rewrite_tables(tree, ctes, database)
-    sql = tree.sql(dialect=_Dialect, comments=False)
+    # Every identifier quoted: an unquoted one is re-read by ClickHouse, which knows syntax
+    # sqlglot does not (a `$a$` identifier opens a ClickHouse heredoc string, for one).
+    sql = tree.sql(dialect=_Dialect, comments=False, identify=True)
     return CompiledQuery(sql=sql, params=params, hogql=hogql, paginated=paginated, limit=limit)
 
 
@@ -158,10 +160,42 @@ def _check(tree: exp.Expr, ctes: set[str], values: dict[str, Any]) -> None:
             _check_placeholder(node, values)
         if isinstance(node, exp.Table):
             _check_table(node, ctes)
+        if isinstance(node, exp.From | exp.Join):
+            _check_source(node)
+        if isinstance(node, exp.Identifier):
+            _check_identifier(node)
         if isinstance(node, exp.Func):
             name = _function_name(node)
             if name is not None and not is_allowed_function(name):
                 raise HogQLError(f"Unsupported function call `{name}(...)`.")
+
+
+_HOGQL_IDENTIFIER = re.compile(r"^\$?[A-Za-z_0-9]*$")
+
+
+def _check_source(node: exp.From | exp.Join) -> None:
+    """What a FROM or JOIN reads must be a table or a subquery (checked on its own)."""
+    target = node.this
+    if isinstance(node, exp.Join) and node.args.get("kind") == "ARRAY":
+        # ARRAY JOIN takes array expressions; a query in it escapes the table checks.
+        if target.find(exp.Query) is not None:
+            raise HogQLError("ARRAY JOIN of a subquery is not supported; join the subquery.")
+        return
+    if not isinstance(target, exp.Table | exp.Subquery):
+        raise HogQLError(
+            f"Unsupported table expression `{target.sql(dialect=_Dialect)[:80]}`; select FROM "
+            "a HogQL table or a subquery."
+        )
+
+
+def _check_identifier(node: exp.Identifier) -> None:
+    # HogQL names are letters, digits and underscores, with an optional leading `$`; other
+    # characters need quotes. ClickHouse would read `$tag$` as the start of a string.
+    if not node.quoted and not _HOGQL_IDENTIFIER.match(node.name):
+        raise HogQLError(
+            f"Invalid identifier `{node.name[:60]}`; quote names with special characters "
+            "in backticks."
+        )
 
 
 def _check_placeholder(node: exp.Placeholder, values: dict[str, Any]) -> None:
