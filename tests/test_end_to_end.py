@@ -128,3 +128,17 @@ async def test_hogqls_forgiving_casts_turn_bad_values_into_null(settings):
     async with AsyncDriver(settings) as driver:
         rows = await driver.query("SELECT toFloat('1.5') AS f, toInt('x') AS bad, toInt(7.0) AS i")
     assert rows == [{"f": 1.5, "bad": None, "i": 7}]
+
+
+async def test_a_list_value_works_with_in_and_names_never_collide(settings):
+    async with AsyncDriver(settings) as driver:
+        both = await driver.query(
+            "SELECT count() AS n FROM events WHERE event IN {names}",
+            values={"names": ["signed_up", "subscription_started"]},
+        )
+        one = await driver.query(
+            "SELECT count() AS n FROM events WHERE event = {name}", values={"name": "signed_up"}
+        )
+        pair = await driver.query("SELECT {a} AS a, {a_} AS b", values={"a": "x", "a_": "y"})
+    assert both[0]["n"] > one[0]["n"] > 0
+    assert pair == [{"a": "x", "b": "y"}]

@@ -22,13 +22,18 @@ def test_values_of_every_type_bind_as_typed_parameters() -> None:
         {"a": "x", "b": 2, "c": 1.5, "d": True, "e": None, "f": [1, 2]},
         "db",
     )
-    assert "{hogql_val_a: String}" in result.sql
-    assert "{hogql_val_b: Int64}" in result.sql
-    assert "{hogql_val_c: Float64}" in result.sql
-    assert "{hogql_val_d: Bool}" in result.sql
-    assert "NULL" in result.sql
-    assert "Array(Int64)" in result.sql
-    assert result.params["hogql_val_f"] == [1, 2]
+    assert result.sql == (
+        "SELECT {hogql_val_0: String}, {hogql_val_1: Int64}, {hogql_val_2: Float64}, "
+        "{hogql_val_3: Bool}, NULL, ({hogql_val_4: Int64}, {hogql_val_5: Int64}) LIMIT 101"
+    )
+    assert result.params == {
+        "hogql_val_0": "x",
+        "hogql_val_1": 2,
+        "hogql_val_2": 1.5,
+        "hogql_val_3": True,
+        "hogql_val_4": 1,
+        "hogql_val_5": 2,
+    }
 
 
 def test_mixed_lists_and_objects_are_refused() -> None:

@@ -307,17 +307,32 @@ def _clickhouse_type(name: str, value: Any) -> str:
 
 
 def _bind_placeholders(tree: exp.Expr, values: dict[str, Any]) -> dict[str, Any]:
-    """Turn ``{name}`` into typed ClickHouse query parameters; the values never enter the SQL."""
+    """Turn ``{name}`` into typed ClickHouse query parameters; the values never enter the SQL.
+
+    A list becomes a tuple of one parameter per item (``event IN {names}``): chdb does not quote
+    the strings of an ``Array(String)`` parameter. Keys are numbered, so two names that differ
+    only in punctuation cannot share one.
+    """
     params: dict[str, Any] = {}
-    for node in list(tree.find_all(exp.Placeholder)):
-        value = values[node.name]
+
+    def bind(name: str, value: Any) -> exp.Expr:
         if value is None:
-            node.replace(exp.Null())
-            continue
-        key = f"hogql_val_{re.sub(r'[^A-Za-z0-9_]', '_', node.name)}"
-        kind = exp.DataType.build(_clickhouse_type(node.name, value), dialect="clickhouse")
-        node.replace(exp.Placeholder(this=exp.var(key), kind=kind))
+            return exp.Null()
+        if isinstance(value, list):
+            if len({_clickhouse_type(name, item) for item in value}) > 1:
+                raise HogQLError(
+                    f"Unsupported value for placeholder {{{name}}}: a list must hold one type."
+                )
+            if not value:
+                raise HogQLError(f"Placeholder {{{name}}} is an empty list; give it an item.")
+            return exp.Tuple(expressions=[bind(name, item) for item in value])
+        kind = exp.DataType.build(_clickhouse_type(name, value), dialect="clickhouse")
+        key = f"hogql_val_{len(params)}"
         params[key] = value
+        return exp.Placeholder(this=exp.var(key), kind=kind)
+
+    for node in list(tree.find_all(exp.Placeholder)):
+        node.replace(bind(node.name, values[node.name]))
     return params
 
 
