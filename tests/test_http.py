@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import random
 import time
 from typing import Any
 
@@ -17,6 +19,7 @@ from posthog_driver import (
     AuthenticationError,
     CircuitOpenError,
     DriverError,
+    DriverSettings,
     NotFoundError,
     PermissionDeniedError,
     QueryError,
@@ -25,7 +28,12 @@ from posthog_driver import (
     ServerError,
     TransportError,
 )
-from posthog_driver.http import USER_AGENT, _retry_delays, parse_retry_after
+from posthog_driver.http import (
+    USER_AGENT,
+    _retry_delays,
+    parse_retry_after,
+    reclaim_orphaned_connections,
+)
 from tests.conftest import FAKE_KEY
 from tests.posthog_bodies import PROJECT_URL, QUERY_URL, error_body, hogql_response
 
@@ -492,3 +500,32 @@ async def test_calls_queued_for_a_slot_are_not_sent_once_the_breaker_opened(mock
     assert route.call_count == 3
     assert outcomes.count("ServerError") == 3
     assert outcomes.count("CircuitOpenError") == 17
+
+
+async def test_cancellation_storms_leave_no_orphaned_connections(local_server):
+    # encode/httpcore#1093: without reclaiming, half-made connections fill this 2-slot pool
+    # within a few storms and every later request ends in PoolTimeout.
+    settings = DriverSettings(
+        host=local_server.url,
+        api_key=local_server.api_key,
+        project_id=local_server.project_id,
+        max_connections=2,
+        timeout=3,
+    )
+    rng = random.Random(3)
+    async with AsyncDriver(settings) as driver:
+        for _ in range(12):
+            tasks = [asyncio.create_task(driver.health_check()) for _ in range(30)]
+            for task in tasks:
+                asyncio.get_running_loop().call_later(rng.uniform(0, 0.03), task.cancel)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert await driver.health_check() is True
+        pool = driver.pipeline.client._transport._pool  # type: ignore[attr-defined]
+        assert not [c for c in pool.connections if c.info() == "CONNECTING"]
+
+
+def test_reclaiming_does_nothing_for_a_pool_of_another_shape():
+    class Odd:
+        _transport = object()
+
+    assert reclaim_orphaned_connections(Odd()) == 0  # type: ignore[arg-type]

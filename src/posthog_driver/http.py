@@ -217,7 +217,11 @@ class RequestPipeline:
             )
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
             raise self._translate(_scrubbed(exc)) from exc
-        except RuntimeError as exc:
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                reclaim_orphaned_connections(self.client)
+            if not isinstance(exc, RuntimeError):
+                raise
             # httpx: "Cannot send a request, as the client has been closed."
             raise DriverError(
                 f"The HTTP client is closed ({exc}); the driver was closed while this call was "
@@ -261,6 +265,34 @@ class _BearerAuth(httpx.Auth):
 
 
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+
+
+def reclaim_orphaned_connections(client: httpx.AsyncClient) -> int:
+    """Drop pool connections that a cancelled request left half-made; return how many.
+
+    Works around encode/httpcore#1093 (open; fixed in the httpx2 fork): a request cancelled
+    after the pool created a connection for it, but before that connection connected, leaves
+    the connection in the pool as neither idle, closed nor usable. Enough of them fill the pool
+    and every later request ends in PoolTimeout (measured here after a few cancellation
+    storms). This reaches into httpcore's private state, so it does nothing when that state is
+    not shaped as expected.
+    """
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return 0
+    claimed = {id(getattr(request, "connection", None)) for request in requests}
+    orphans = [
+        connection
+        for connection in connections
+        if getattr(connection, "_connection", "?") is None
+        and getattr(connection, "_connect_failed", True) is False
+        and id(connection) not in claimed
+    ]
+    for connection in orphans:
+        connections.remove(connection)
+    return len(orphans)
 
 
 def _scrubbed(exc: Exception) -> Exception:
