@@ -524,8 +524,8 @@ async def test_cancellation_storms_leave_no_orphaned_connections(local_server):
         assert not [c for c in pool.connections if c.info() == "CONNECTING"]
 
 
-def test_reclaiming_does_nothing_for_a_pool_of_another_shape():
+async def test_reclaiming_does_nothing_for_a_pool_of_another_shape():
     class Odd:
         _transport = object()
 
-    assert reclaim_orphaned_connections(Odd()) == 0  # type: ignore[arg-type]
+    assert await reclaim_orphaned_connections(Odd()) == 0  # type: ignore[arg-type]

@@ -106,6 +106,7 @@ class RequestPipeline:
             api=[(settings.api_rate_per_minute, 60.0), (settings.api_rate_per_hour, 3600.0)],
         )
         self._auth = _BearerAuth(settings.api_key)
+        self._had_cancellation = False
         # Created on first use: anyio primitives want a running event loop.
         self._query_slots: anyio.CapacityLimiter | None = None
         self._with_retries = backoff.on_exception(
@@ -210,6 +211,9 @@ class RequestPipeline:
     async def _request(
         self, method: str, url: str, body: Any, params: dict[str, str] | None
     ) -> httpx.Response:
+        if self._had_cancellation:
+            self._had_cancellation = False
+            await reclaim_orphaned_connections(self.client)
         # The one place foreign exceptions become ours; most specific first.
         try:
             return await self.client.request(
@@ -219,7 +223,8 @@ class RequestPipeline:
             raise self._translate(_scrubbed(exc)) from exc
         except BaseException as exc:
             if isinstance(exc, anyio.get_cancelled_exc_class()):
-                reclaim_orphaned_connections(self.client)
+                # Cleaned up before the next request, when httpcore has settled its own state.
+                self._had_cancellation = True
             if not isinstance(exc, RuntimeError):
                 raise
             # httpx: "Cannot send a request, as the client has been closed."
@@ -267,31 +272,33 @@ class _BearerAuth(httpx.Auth):
 _HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 
 
-def reclaim_orphaned_connections(client: httpx.AsyncClient) -> int:
-    """Drop pool connections that a cancelled request left half-made; return how many.
+async def reclaim_orphaned_connections(client: httpx.AsyncClient) -> int:
+    """Drop the pool connections no request owns but that still count as busy; return how many.
 
-    Works around encode/httpcore#1093 (open; fixed in the httpx2 fork): a request cancelled
-    after the pool created a connection for it, but before that connection connected, leaves
-    the connection in the pool as neither idle, closed nor usable. Enough of them fill the pool
-    and every later request ends in PoolTimeout (measured here after a few cancellation
-    storms). This reaches into httpcore's private state, so it does nothing when that state is
-    not shaped as expected.
+    Works around encode/httpcore#1093 (open; fixed in the httpx2 fork). Cancelled requests
+    can leave two kinds of connection behind in httpcore's pool: one created for the request
+    that never connected (neither idle, closed nor usable), and, rarely, one whose HTTP/1.1
+    state stays ACTIVE after its response was abandoned. Either holds a pool slot for good;
+    enough of them and every later request ends in PoolTimeout (measured here after a few
+    cancellation storms). Every connection in use is owned by a request in the pool's queue, so
+    a busy connection that none owns is an orphan: it is closed and dropped. This reaches into
+    httpcore's private state, so it does nothing when that state is not shaped as expected.
     """
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
     connections = getattr(pool, "_connections", None)
     requests = getattr(pool, "_requests", None)
     if not isinstance(connections, list) or not isinstance(requests, list):
         return 0
-    claimed = {id(getattr(request, "connection", None)) for request in requests}
+    owned = {id(getattr(request, "connection", None)) for request in requests}
     orphans = [
         connection
         for connection in connections
-        if getattr(connection, "_connection", "?") is None
-        and getattr(connection, "_connect_failed", True) is False
-        and id(connection) not in claimed
+        if id(connection) not in owned and not (connection.is_idle() or connection.is_closed())
     ]
     for connection in orphans:
         connections.remove(connection)
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
     return len(orphans)
 
 

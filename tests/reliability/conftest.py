@@ -113,7 +113,11 @@ def leaks(driver: AsyncDriver) -> list[str]:
         found.append("a breaker probe is still in flight")
     busy = [c for c in _connections(pipeline.client) if not (c.is_idle() or c.is_closed())]
     if busy:
-        found.append(f"{len(busy)} connections still busy")
+        pool = getattr(pipeline.client._transport, "_pool", None)
+        found.append(
+            f"{len(busy)} connections still busy: {[c.info() for c in busy]}; "
+            f"pool requests: {len(getattr(pool, '_requests', []))}"
+        )
     return found
 
 
