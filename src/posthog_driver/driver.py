@@ -30,7 +30,7 @@ from posthog_driver.errors import (
     RequestTimeoutError,
     ValidationError,
 )
-from posthog_driver.http import RequestPipeline
+from posthog_driver.http import RequestPipeline, ms_since
 from posthog_driver.logging import get_logger
 from posthog_driver.results import QueryResult
 from posthog_driver.settings import DriverSettings
@@ -303,7 +303,7 @@ class AsyncDriver:
                 chars=len(hogql),
                 error=type(exc).__name__,
                 status_code=exc.status_code,
-                elapsed_ms=_ms_since(started),
+                elapsed_ms=ms_since(started),
             )
             raise
         log.info(
@@ -311,7 +311,7 @@ class AsyncDriver:
             chars=len(hogql),
             rows=len(result.rows),
             has_more=result.has_more,
-            elapsed_ms=_ms_since(started),
+            elapsed_ms=ms_since(started),
         )
         if result.hogql is None:
             result = dataclasses.replace(result, hogql=hogql)
@@ -419,10 +419,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
             return _first_leaf(exc)
         return exc
     return group  # pragma: no cover - groups are never empty
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -57,6 +57,11 @@ _RETRYABLE = (RateLimitError, RequestTimeoutError, ServerError, TransportError)
 log = get_logger()
 
 
+def ms_since(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading), rounded for logs."""
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent
     or unreadable. Dates in the past give 0."""
@@ -191,7 +196,6 @@ class RequestPipeline:
             await bucket.acquire()
             started = time.perf_counter()
             response = await self._request(method, url, body, params)
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             if response.is_success:
                 data = _decode(response)
                 log.debug(
@@ -199,7 +203,7 @@ class RequestPipeline:
                     endpoint=endpoint,
                     method=method,
                     status_code=response.status_code,
-                    elapsed_ms=elapsed_ms,
+                    elapsed_ms=ms_since(started),
                     attempt=state["attempts"],
                 )
                 return data
