@@ -22,6 +22,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from .catalog import EVENT_PROPERTIES, PERSON_PROPERTIES, TABLES
 from .functions import is_allowed_function
+from .guard import UnsafeSQLError, check_engine_sql
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -111,7 +112,55 @@ def compile_query(text: str, values: dict[str, Any] | None, database: str) -> Co
     # Every identifier quoted: an unquoted one is re-read by ClickHouse, which knows syntax
     # sqlglot does not (a `$a$` identifier opens a ClickHouse heredoc string, for one).
     sql = tree.sql(dialect=_Dialect, comments=False, identify=True)
+    _guard(sql, params)
     return CompiledQuery(sql=sql, params=params, hogql=hogql, paginated=paginated, limit=limit)
+
+
+def _guard(sql: str, params: dict[str, Any]) -> None:
+    """The final lexical wall: the engine SQL is one SELECT made only of words we know."""
+    try:
+        check_engine_sql(sql, _ENGINE_WORDS, params)
+    except UnsafeSQLError as exc:
+        raise HogQLError(
+            f"The query cannot be run safely: its SQL would contain {exc.reason}. Quote names "
+            "with special characters in backticks, and write units and types as plain words "
+            "(e.g. dateDiff('day', a, b), INTERVAL 1 DAY).",
+            "hogql_query_error",
+        ) from None
+
+
+# Bare words the engine SQL may contain: SQL keywords, type and unit names, and function names.
+# Anything else outside quotes (a `$a$` heredoc above all) is refused by the guard. Keywords that
+# write, configure or leave the database (INTO, OUTFILE, SETTINGS, FORMAT, KILL, ...) are absent.
+_KEYWORDS = """
+select distinct from where group by having order limit with as and or not in is null true false
+like ilike between case when then else end join inner left right full outer cross array any
+all asof semi anti global using on union except intersect asc desc nulls first last interval
+over partition rows range unbounded preceding following current row window exists cast
+totals rollup cube fill step to collate extract
+second minute hour day week month quarter year millisecond microsecond nanosecond
+string int8 int16 int32 int64 int128 int256 uint8 uint16 uint32 uint64 uint128 uint256
+float32 float64 decimal bool boolean date date32 datetime datetime64 uuid nullable
+lowcardinality tuple map json dynamic nothing ipv4 ipv6 text varchar char integer double
+float bigint smallint tinyint timestamp
+"""
+_DENIED_KNOWN_WORDS = {"read_csv", "read_parquet", "to_file", "sleep", "version"}
+_SQLGLOT_WORDS = frozenset(_KEYWORDS.split()) | frozenset(
+    name.lower()
+    for func in exp.ALL_FUNCTIONS
+    for name in func.sql_names()
+    if name.lower() not in _DENIED_KNOWN_WORDS
+)
+
+
+class _EngineWords:
+    """Keywords, sqlglot's own function names, and allowed functions with their combinators."""
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and (word in _SQLGLOT_WORDS or is_allowed_function(word))
+
+
+_ENGINE_WORDS = _EngineWords()
 
 
 def _parse_one(text: str) -> exp.Expr:
@@ -159,15 +208,53 @@ def _check(tree: exp.Expr, ctes: set[str], values: dict[str, Any]) -> None:
         if isinstance(node, exp.Placeholder):
             _check_placeholder(node, values)
         if isinstance(node, exp.Table):
-            _check_table(node, ctes)
+            _check_table(node, _visible_ctes(node))
         if isinstance(node, exp.From | exp.Join):
             _check_source(node)
         if isinstance(node, exp.Identifier):
             _check_identifier(node)
-        if isinstance(node, exp.Func):
-            name = _function_name(node)
-            if name is not None and not is_allowed_function(name):
-                raise HogQLError(f"Unsupported function call `{name}(...)`.")
+        if isinstance(node, exp.In | exp.Func):
+            _check_call(node)
+
+
+def _check_call(node: exp.In | exp.Func) -> None:
+    if isinstance(node, exp.In):
+        _check_in_target(node.args.get("field") or _single(node.expressions))
+        return
+    name = _function_name(node)
+    if name is not None and not is_allowed_function(name):
+        raise HogQLError(f"Unsupported function call `{name}(...)`.")
+    if isinstance(node, exp.Anonymous) and str(node.name).lower() in _IN_FUNCTIONS:
+        _check_in_target(_single(node.expressions[1:]))
+
+
+_IN_FUNCTIONS = frozenset({"in", "notin", "globalin", "globalnotin"})
+
+
+def _single(items: list[exp.Expr]) -> exp.Expr | None:
+    return items[0] if len(items) == 1 else None
+
+
+def _check_in_target(target: exp.Expr | None) -> None:
+    """ClickHouse reads a bare name on the right of IN as a table: ``x IN system.one``."""
+    if isinstance(target, exp.Column | exp.Table | exp.Dot):
+        shown = target.sql(dialect=_Dialect)[:60]
+        raise HogQLError(
+            f"`IN {shown}`: the right side of IN must be a list, a tuple, an array or a "  # noqa: S608 (an error text)
+            "subquery, e.g. `x IN (SELECT id FROM persons)` or `x IN ('a', 'b')`."
+        )
+
+
+def _visible_ctes(node: exp.Expr) -> set[str]:
+    """CTE names in scope at ``node``: those of the WITH clauses of the queries around it."""
+    names: set[str] = set()
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get("with_") or parent.args.get("with")
+        if isinstance(parent, exp.Query) and isinstance(with_, exp.With):
+            names.update(cte.alias_or_name for cte in with_.expressions)
+        parent = parent.parent
+    return names
 
 
 _HOGQL_IDENTIFIER = re.compile(r"^\$?[A-Za-z_0-9]*$")
@@ -431,7 +518,7 @@ def _rewrite_tables(tree: exp.Expr, ctes: set[str], database: str) -> None:
     for table in list(tree.find_all(exp.Table)):
         db = table.args.get("db")
         full = f"{db.name}.{table.name}" if db is not None else table.name
-        if db is None and table.name in ctes:
+        if db is None and table.name in _visible_ctes(table):
             continue
         spec = TABLES[full]
         alias = table.alias or table.name
