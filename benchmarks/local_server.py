@@ -75,7 +75,7 @@ async def _throughput(srv: Any, calls: int, kind: str) -> float:
 
 def run(report: Report, *, quick: bool) -> None:
     try:
-        from posthog_driver.local import LocalServer, ServerOptions  # noqa: PLC0415
+        from posthog_local import LocalServer, ServerOptions  # noqa: PLC0415
     except ImportError as exc:
         report.note(f"Case 7 skipped: the local server is not available ({exc}).")
         return

@@ -70,7 +70,7 @@ def posthog_schema() -> Callable[[str, Any], None]:
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[Any]:
     """The embedded PostHog-compatible server on a free 127.0.0.1 port, once per session."""
-    from posthog_driver.local import LocalServer, ServerOptions  # noqa: PLC0415 - needs the extra
+    from posthog_local import LocalServer, ServerOptions  # noqa: PLC0415 - needs the extra
 
     with LocalServer(ServerOptions(events=20_000, seed=7)) as server:
         yield server

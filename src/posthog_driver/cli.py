@@ -1,7 +1,8 @@
 """The `posthog-driver` command.
 
-    posthog-driver demo            the main job on the embedded local server (no account needed)
+    posthog-driver demo            the main job on the embedded local server (no account needed;
     posthog-driver serve-local     run the local PostHog-compatible server; prints its env
+                                   both registered by posthog_local, see _add_plugin_commands)
     posthog-driver objects|fields|describe|query   against the PostHog set by POSTHOG_*
     posthog-driver ask "QUESTION"  a Claude tool loop over the driver (needs ANTHROPIC_API_KEY)
     posthog-driver mcp [--http]    the MCP server (stdio by default)
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 import anyio
@@ -75,25 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the main job on the embedded local server")
-    _data_arguments(demo, default_events=50_000)
-    demo.set_defaults(run=_run_demo)
-
-    serve = commands.add_parser("serve-local", help="run the local PostHog-compatible server")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8010, help="port (default 8010; 0 = any free)")
-    _data_arguments(serve, default_events=50_000)
-    serve.add_argument("--api-key", default=None, help="key to accept (default: a new phx_ key)")
-    serve.add_argument("--project-id", default="1", help="project id to serve (default 1)")
-    serve.add_argument("--query-rate-per-minute", type=int, default=None, help="throttle (429)")
-    serve.add_argument("--query-rate-per-hour", type=int, default=None, help="throttle (429)")
-    serve.add_argument("--max-concurrent-queries", type=int, default=None, help="e.g. 3")
-    serve.add_argument("--fault-5xx-rate", type=float, default=0.0, help="0..1: injected 503s")
-    serve.add_argument("--fault-429-rate", type=float, default=0.0, help="0..1: injected 429s")
-    serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of injected 429s")
-    serve.add_argument("--fault-drop-rate", type=float, default=0.0, help="0..1: dropped conns")
-    serve.add_argument("--latency-ms", default="0,0", help="added latency range, e.g. 5,50")
-    serve.set_defaults(run=_run_serve)
+    _add_plugin_commands(commands)
 
     objects = commands.add_parser("objects", help="list the tables (list_objects)")
     _json_argument(objects)
@@ -129,13 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_arguments(parser: argparse.ArgumentParser, *, default_events: int) -> None:
-    parser.add_argument(
-        "--events", type=int, default=default_events, help=f"demo events (default {default_events})"
-    )
-    parser.add_argument("--seed", type=int, default=42, help="demo data seed (default 42)")
-
-
 def _json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -146,93 +122,34 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
-def _local() -> Any:
-    try:
-        from posthog_driver import local  # noqa: PLC0415 - optional extra
-    except ImportError as exc:
-        raise _MissingExtra(str(exc)) from None
-    return local
-
-
 def _setup_logging(args: argparse.Namespace, default: str = "WARNING") -> None:
     configure_logging(level=args.log_level or default, fmt="console")
 
 
-# ---- demo and serve-local ----
+# ---- commands from other packages (the local server's demo and serve-local) ----
+
+COMMANDS_GROUP = "posthog_driver.commands"
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    local = _local()
-    from posthog_driver.demo import walkthrough  # noqa: PLC0415 - rich tables only for the demo
-    from posthog_driver.settings import DriverSettings  # noqa: PLC0415
+def _add_plugin_commands(commands: Any) -> None:
+    """Commands other packages register under the ``posthog_driver.commands`` entry point group.
 
-    _setup_logging(args)
-    console = _console()
-    options = local.ServerOptions(port=0, events=args.events, seed=args.seed)
-    console.print(
-        f"Starting the embedded PostHog-compatible server ({args.events:,} demo events, "
-        f"seed {args.seed})..."
+    The embedded local server (``posthog_local``) adds ``demo`` and ``serve-local`` this way, so
+    the driver never imports it. Without it, the two commands say which extra to install.
+    """
+    added: set[str] = set()
+    for entry in entry_points(group=COMMANDS_GROUP):
+        register = entry.load()
+        added.update(register(commands))
+    for name in sorted({"demo", "serve-local"} - added):
+        missing = commands.add_parser(name, help=f"{name} (needs the local extra)")
+        missing.set_defaults(run=_missing_local)
+
+
+def _missing_local(args: argparse.Namespace) -> int:
+    raise _MissingExtra(
+        'this command needs the embedded local server: pip install "posthog-driver[local]"'
     )
-
-    async def run() -> None:
-        async with local.LocalServer(options) as server:
-            console.print(f"Serving PostHog's API at {server.url} (project {server.project_id}).")
-            settings = DriverSettings(
-                host=server.url, api_key=server.api_key, project_id=server.project_id
-            )
-            async with AsyncDriver(settings) as driver:
-                await walkthrough(driver, console)
-        console.rule()
-        console.print(
-            "Done. Point the driver at your own PostHog with POSTHOG_HOST, POSTHOG_API_KEY and "
-            "POSTHOG_PROJECT_ID, or keep this data: posthog-driver serve-local"
-        )
-
-    anyio.run(run)
-    return 0
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    local = _local()
-    _setup_logging(args)
-    try:
-        low, high = (int(x) for x in args.latency_ms.split(","))
-        options = local.ServerOptions(
-            host=args.host,
-            port=args.port,
-            events=args.events,
-            seed=args.seed,
-            api_key=args.api_key,
-            project_id=args.project_id,
-            query_rate_per_minute=args.query_rate_per_minute,
-            query_rate_per_hour=args.query_rate_per_hour,
-            max_concurrent_queries=args.max_concurrent_queries,
-            fault_5xx_rate=args.fault_5xx_rate,
-            fault_429_rate=args.fault_429_rate,
-            retry_after=args.retry_after,
-            fault_drop_rate=args.fault_drop_rate,
-            latency_ms=(low, high),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"Invalid serve-local option: {exc}") from None
-    try:
-        local.LocalServer(options).serve_forever(on_ready=_print_environment)
-    except OSError as exc:
-        raise ConfigError(
-            f"serve-local cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-            "pick another --port (0 = any free port)."
-        ) from None
-    return 0
-
-
-def _print_environment(server: Any) -> None:
-    stats = server.stats
-    events = f"{stats.events:,} events" if stats is not None else "demo data"
-    print(f"# Local PostHog-compatible server at {server.url} ({events}).")
-    print("# Point the driver (or posthog-driver objects/query) at it by pasting:")
-    for name, value in server.env().items():
-        print(f"export {name}={shlex.quote(value)}")
-    print("# Press Ctrl-C to stop.", flush=True)
 
 
 # ---- commands against a configured PostHog ----

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_driver.local import LocalServer
+from posthog_local import LocalServer
 from tests.conftest import schema_validator
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_driver.local import LocalServer
+from posthog_local import LocalServer
 
 
 @pytest.mark.asyncio(loop_scope="session")

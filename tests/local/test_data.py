@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from posthog_driver.local import ServerOptions, build_app
-from posthog_driver.local.data import VOCAB, generate
+from posthog_local import ServerOptions, build_app
+from posthog_local.data import VOCAB, generate
 
 NOW = dt.datetime(2025, 6, 2, 12, tzinfo=dt.UTC)
 

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_driver.local import LocalServer, ServerOptions
-from posthog_driver.local.functions import is_allowed_function
-from posthog_driver.local.hogql import HogQLError, compile_query
+from posthog_local import LocalServer, ServerOptions
+from posthog_local.functions import is_allowed_function
+from posthog_local.hogql import HogQLError, compile_query
 
 
 def compiled(query: str, values: dict[str, Any] | None = None) -> str:

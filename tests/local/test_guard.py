@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_driver.local.guard import UnsafeSQLError, check_engine_sql, lex
+from posthog_local.guard import UnsafeSQLError, check_engine_sql, lex
 
 WORDS = frozenset({"select", "from", "where", "as", "and", "count", "in", "string", "extract"})
 

@@ -9,8 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from posthog_driver.local import LocalServer, ServerOptions
-from posthog_driver.local.limits import ConcurrencyGate, SlidingWindowThrottle
+from posthog_local import LocalServer, ServerOptions
+from posthog_local.limits import ConcurrencyGate, SlidingWindowThrottle
 
 QUERY = {"query": {"kind": "HogQLQuery", "query": "SELECT 1"}}
 # a query that stays busy until killed or timed out (the check allows it: it reads our tables)

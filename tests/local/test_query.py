@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_driver.local.hogql import OFFSET_MESSAGE
+from posthog_local.hogql import OFFSET_MESSAGE
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -49,7 +49,7 @@ def _settings(srv: Any, **overrides: Any) -> DriverSettings:
 @pytest.fixture(scope="module")
 def faulty_server() -> Iterator[Any]:
     """A 20,000-event dataset behind 20% 503s, 5% drops, 5% 429s and 0-20 ms latency."""
-    from posthog_driver.local import LocalServer, ServerOptions  # noqa: PLC0415
+    from posthog_local import LocalServer, ServerOptions  # noqa: PLC0415
 
     options = ServerOptions(
         events=EVENTS,

@@ -1,0 +1,142 @@
+"""The ``demo`` and ``serve-local`` commands, added to ``posthog-driver`` through an entry point.
+
+The driver's command line finds them in the ``posthog_driver.commands`` entry point group, so the
+driver never imports this package. Importing this module is cheap: the engine stack (chdb,
+uvicorn) loads only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+import anyio
+from rich.console import Console
+
+from posthog_driver import AsyncDriver, ConfigError, DriverSettings, configure_logging
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> list[str]:
+    """Add ``demo`` and ``serve-local`` to the ``posthog-driver`` sub-command parsers."""
+    demo = commands.add_parser("demo", help="run the main job on the embedded local server")
+    _data_arguments(demo)
+    demo.set_defaults(run=run_demo)
+
+    serve = commands.add_parser("serve-local", help="run the local PostHog-compatible server")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8010, help="port (default 8010; 0 = any free)")
+    _data_arguments(serve)
+    serve.add_argument("--api-key", default=None, help="key to accept (default: a new phx_ key)")
+    serve.add_argument("--project-id", default="1", help="project id to serve (default 1)")
+    serve.add_argument("--query-rate-per-minute", type=int, default=None, help="throttle (429)")
+    serve.add_argument("--query-rate-per-hour", type=int, default=None, help="throttle (429)")
+    serve.add_argument("--max-concurrent-queries", type=int, default=None, help="e.g. 3")
+    serve.add_argument("--fault-5xx-rate", type=float, default=0.0, help="0..1: injected 503s")
+    serve.add_argument("--fault-429-rate", type=float, default=0.0, help="0..1: injected 429s")
+    serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of injected 429s")
+    serve.add_argument("--fault-drop-rate", type=float, default=0.0, help="0..1: dropped conns")
+    serve.add_argument("--latency-ms", default="0,0", help="added latency range, e.g. 5,50")
+    serve.set_defaults(run=run_serve)
+    return ["demo", "serve-local"]
+
+
+def _data_arguments(parser: argparse.ArgumentParser, default_events: int = 50_000) -> None:
+    parser.add_argument(
+        "--events", type=int, default=default_events, help=f"demo events (default {default_events})"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="demo data seed (default 42)")
+
+
+def _local() -> Any:
+    import posthog_local  # noqa: PLC0415 - the engine stack loads only when a command runs
+
+    try:
+        posthog_local.LocalServer  # noqa: B018 - loads the engine stack, or names the extra
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
+    return posthog_local
+
+
+def _console() -> Console:
+    # Piped output has no width to measure; 80 columns would cut the demo's HogQL and tables.
+    width = None if sys.stdout.isatty() else 110
+    return Console(highlight=False, soft_wrap=False, width=width)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the local server on a free port and run the driver's walkthrough against it."""
+    local = _local()
+    from posthog_driver.demo import walkthrough  # noqa: PLC0415 - rich tables only for the demo
+
+    configure_logging(level=args.log_level or "WARNING", fmt="console")
+    console = _console()
+    options = local.ServerOptions(port=0, events=args.events, seed=args.seed)
+    console.print(
+        f"Starting the embedded PostHog-compatible server ({args.events:,} demo events, "
+        f"seed {args.seed})..."
+    )
+
+    async def run() -> None:
+        async with local.LocalServer(options) as server:
+            console.print(f"Serving PostHog's API at {server.url} (project {server.project_id}).")
+            settings = DriverSettings(
+                host=server.url, api_key=server.api_key, project_id=server.project_id
+            )
+            async with AsyncDriver(settings) as driver:
+                await walkthrough(driver, console)
+        console.rule()
+        console.print(
+            "Done. Point the driver at your own PostHog with POSTHOG_HOST, POSTHOG_API_KEY and "
+            "POSTHOG_PROJECT_ID, or keep this data: posthog-driver serve-local"
+        )
+
+    anyio.run(run)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C, printing the ``export`` lines that point the driver at the server."""
+    local = _local()
+    configure_logging(level=args.log_level or "WARNING", fmt="console")
+    try:
+        low, high = (int(x) for x in args.latency_ms.split(","))
+        options = local.ServerOptions(
+            host=args.host,
+            port=args.port,
+            events=args.events,
+            seed=args.seed,
+            api_key=args.api_key,
+            project_id=args.project_id,
+            query_rate_per_minute=args.query_rate_per_minute,
+            query_rate_per_hour=args.query_rate_per_hour,
+            max_concurrent_queries=args.max_concurrent_queries,
+            fault_5xx_rate=args.fault_5xx_rate,
+            fault_429_rate=args.fault_429_rate,
+            retry_after=args.retry_after,
+            fault_drop_rate=args.fault_drop_rate,
+            latency_ms=(low, high),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"Invalid serve-local option: {exc}") from None
+    try:
+        local.LocalServer(options).serve_forever(on_ready=_print_environment)
+    except OSError as exc:
+        raise ConfigError(
+            f"serve-local cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+            "pick another --port (0 = any free port)."
+        ) from None
+    return 0
+
+
+def _print_environment(server: Any) -> None:
+    stats = server.stats
+    events = f"{stats.events:,} events" if stats is not None else "demo data"
+    print(f"# Local PostHog-compatible server at {server.url} ({events}).")
+    print("# Point the driver (or posthog-driver objects/query) at it by pasting:")
+    for name, value in server.env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    print("# Press Ctrl-C to stop.", flush=True)
