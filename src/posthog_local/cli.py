@@ -40,6 +40,14 @@ def register(commands: Any) -> list[str]:
     serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of injected 429s")
     serve.add_argument("--fault-drop-rate", type=float, default=0.0, help="0..1: dropped conns")
     serve.add_argument("--latency-ms", default="0,0", help="added latency range, e.g. 5,50")
+    serve.add_argument("--query-timeout", type=float, default=10.0, help="seconds (default 10)")
+    serve.add_argument("--pool-size", type=int, default=4, help="engine sessions (default 4)")
+    serve.add_argument(
+        "--sandbox",
+        choices=["auto", "required", "off"],
+        default="auto",
+        help="run the engine under bubblewrap: auto (where it works), required, or off",
+    )
     serve.set_defaults(run=run_serve)
     return ["demo", "serve-local"]
 
@@ -119,6 +127,9 @@ def run_serve(args: argparse.Namespace) -> int:
             retry_after=args.retry_after,
             fault_drop_rate=args.fault_drop_rate,
             latency_ms=(low, high),
+            query_timeout=args.query_timeout,
+            pool_size=args.pool_size,
+            sandbox=args.sandbox,
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
@@ -135,7 +146,10 @@ def run_serve(args: argparse.Namespace) -> int:
 def _print_environment(server: Any) -> None:
     stats = server.stats
     events = f"{stats.events:,} events" if stats is not None else "demo data"
-    print(f"# Local PostHog-compatible server at {server.url} ({events}).")
+    isolation = (
+        "sandboxed engine" if stats is not None and stats.sandboxed else "engine NOT sandboxed"
+    )
+    print(f"# Local PostHog-compatible server at {server.url} ({events}, {isolation}).")
     print("# Point the driver (or posthog-driver objects/query) at it by pasting:")
     for name, value in server.env().items():
         print(f"export {name}={shlex.quote(value)}")

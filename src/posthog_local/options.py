@@ -74,6 +74,16 @@ class ServerOptions:
     pool_size: int = 4
     """Number of engine sessions; a session runs one query at a time, so this bounds parallelism."""
 
+    session_wait: float = 2.0
+    """Seconds a query waits for a free engine session before PostHog's concurrency 429."""
+
+    query_memory_bytes: int = 1 << 30
+    """Engine ``max_memory_usage`` of one query; past it the query fails (PostHog: a 504)."""
+
+    sandbox: str = "auto"
+    """Engine process isolation: ``auto`` (bubblewrap where it works, else a plain process and
+    a warning), ``required`` (refuse to start without it) or ``off``."""
+
     def __post_init__(self) -> None:
         """Refuse values that cannot work, with a sentence that names the field."""
         for name in ("fault_5xx_rate", "fault_429_rate", "fault_drop_rate"):
@@ -91,5 +101,9 @@ class ServerOptions:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size!r}")
         if self.query_timeout <= 0:
             raise ValueError(f"query_timeout must be > 0, got {self.query_timeout!r}")
+        if self.sandbox not in ("auto", "required", "off"):
+            raise ValueError(f"sandbox must be auto, required or off, got {self.sandbox!r}")
+        if self.session_wait < 0:
+            raise ValueError(f"session_wait must be >= 0, got {self.session_wait!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port!r}")

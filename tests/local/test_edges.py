@@ -24,15 +24,14 @@ def test_values_of_every_type_bind_as_typed_parameters() -> None:
     )
     assert result.sql == (
         "SELECT {hogql_val_0: String}, {hogql_val_1: Int64}, {hogql_val_2: Float64}, "
-        "{hogql_val_3: Bool}, NULL, ({hogql_val_4: Int64}, {hogql_val_5: Int64}) LIMIT 101"
+        "{hogql_val_3: Bool}, NULL, {hogql_val_4: Array(Int64)} LIMIT 101"
     )
     assert result.params == {
         "hogql_val_0": "x",
-        "hogql_val_1": 2,
-        "hogql_val_2": 1.5,
-        "hogql_val_3": True,
-        "hogql_val_4": 1,
-        "hogql_val_5": 2,
+        "hogql_val_1": "2",
+        "hogql_val_2": "1.5",
+        "hogql_val_3": "true",
+        "hogql_val_4": "[1,2]",
     }
 
 

