@@ -15,6 +15,7 @@ of a public name, and a missing extra is reported then, with the command that in
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,12 +31,10 @@ _WHERE = {"LocalServer": ".server", "ServerOptions": ".options", "build_app": ".
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'posthog_local' has no attribute {name!r}")
-    for requirement in ("chdb", "starlette", "uvicorn", "sqlglot"):
-        try:
-            importlib.import_module(requirement)
-        except ImportError as exc:
+    for requirement in ("chdb", "starlette", "uvicorn", "hogql_parser"):
+        if importlib.util.find_spec(requirement) is None:
             raise ImportError(
                 f'posthog_local needs the "local" extra ({requirement} is missing): '
                 'pip install "posthog-driver[local]"'
-            ) from exc
+            )
     return getattr(importlib.import_module(_WHERE[name], __name__), name)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,9 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .catalog import TABLES
+from .compiler import Compiler
 from .definitions import Definitions
 from .engine import (
-    DATABASE,
     Engine,
     EngineBusy,
     EngineError,
@@ -32,7 +34,8 @@ from .engine import (
     EngineTimeout,
     QueryOutput,
 )
-from .hogql import HogQLError, compile_query
+from .hogql import HogQLError
+from .hogql._schema import expression_fields
 from .limits import ConcurrencyGate, SlidingWindowThrottle
 from .options import ServerOptions, generate_api_key
 
@@ -41,6 +44,10 @@ __all__ = ["ServerState", "build_app"]
 ORGANIZATION_ID = "018f0000-0000-4000-8000-00000000a11c"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_QUERY_CHARS = 100_000
+MAX_TOKENS = 20_000  # cheap to count; longer queries would only meet the compile deadline
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+ANSWER_SECONDS = 14.5  # no answer takes longer, whatever the query (wall time of one request)
+BODY_SECONDS = 10.0  # a body that has not arrived by then is refused (slow or short bodies)
 
 
 def _error(
@@ -60,11 +67,16 @@ async def _read_body(request: Request) -> bytes | Response:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return too_big
-        chunks.append(chunk)
+    with anyio.move_on_after(BODY_SECONDS) as timer:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return too_big
+            chunks.append(chunk)
+    if timer.cancelled_caught:
+        return _validation(
+            f"The request body did not arrive within {BODY_SECONDS:g} s; send it whole."
+        )
     return b"".join(chunks)
 
 
@@ -105,6 +117,7 @@ class ServerState:
             sandbox=options.sandbox,
             session_wait=options.session_wait,
         )
+        self.compiler = Compiler(size=2, timeout=options.compile_timeout, sandbox=options.sandbox)
         self.definitions: Definitions | None = None
         self.random = random.Random(options.seed)  # noqa: S311 (fault points, not secrets)
         self.throttles = [
@@ -128,7 +141,21 @@ class ServerState:
         """Generate and load the demo data, then derive the definitions (blocking, idempotent)."""
         if self.definitions is not None:
             return
+        failures: list[BaseException] = []
+
+        def start_compiler() -> None:
+            try:
+                self.compiler.start()
+            except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                failures.append(exc)
+
+        compiler = threading.Thread(target=start_compiler, daemon=True)
+        compiler.start()  # in parallel with the engine's load
         ready = self.engine.start(self.options.events, self.options.seed)
+        compiler.join()
+        if failures:
+            self.engine.close()
+            raise failures[0]
         self.definitions = Definitions.from_rows(ready["event_rows"], ready["pair_rows"])
 
     async def ready(self) -> Definitions:
@@ -141,8 +168,9 @@ class ServerState:
         return self.definitions
 
     def close(self) -> None:
-        """Release the engine."""
+        """Stop the engine and the compiler processes."""
         self.engine.close()
+        self.compiler.close()
 
 
 def build_app(options: ServerOptions | None = None, state: ServerState | None = None) -> Starlette:
@@ -224,8 +252,12 @@ class Api:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _error(401, "authentication_error", "not_authenticated",
-                          "Authentication credentials were not provided.")  # fmt: skip
+            return _error(
+                401,
+                "authentication_error",
+                "not_authenticated",
+                "Authentication credentials were not provided.",
+            )
         if not secrets.compare_digest(token.strip().encode(), self.state.api_key.encode()):
             return _error(
                 401,
@@ -300,41 +332,54 @@ class Api:
             )
         if kind == "DatabaseSchemaQuery":
             return JSONResponse(await self._schema())
-        if kind != "HogQLQuery":
+        if kind not in ("HogQLQuery", "HogQLMetadata"):
             return _validation(
-                f"Unsupported query kind {kind!r}: the local server answers HogQLQuery and "
-                "DatabaseSchemaQuery."
+                f"Unsupported query kind {kind!r}: the local server answers HogQLQuery, "
+                "HogQLMetadata and DatabaseSchemaQuery."
             )
-        text, values = node.get("query"), node.get("values") or {}
-        if not isinstance(text, str) or not isinstance(values, dict):
-            return _validation("`query` must be a string and `values` an object.")
-        surrogate = _lone_surrogate(text)
-        if surrogate is not None:
-            return _validation(
-                f"The query has an invalid character at position {surrogate} (a lone UTF-16 "
-                "surrogate); send the text as valid UTF-8.",
-                "hogql_syntax_error",
-            )
-        if len(text) > MAX_QUERY_CHARS:
-            return _validation(
-                f"The query has {len(text):,} characters, over the local server's limit of "
-                f"{MAX_QUERY_CHARS:,}; move long lists into `values` or shorten it."
-            )
-        return await self._hogql(request, text, values)
+        problem = _check_text(node)
+        if problem is not None:
+            return problem
+        message = {key: node.get(key) for key in ("query", "values", "filters", "variables")}
+        if kind == "HogQLMetadata":
+            return await self._metadata({**message, "language": node.get("language")})
+        return await self._hogql(request, message)
 
-    async def _hogql(self, request: Request, text: str, values: dict[str, Any]) -> Response:
+    async def _compile(self, message: dict[str, Any]) -> dict[str, Any] | Response:
         await self.state.ready()
         try:
-            # Parsing a long query takes a while (superlinear in sqlglot): off the event loop.
-            compiled = await anyio.to_thread.run_sync(compile_query, text, values, DATABASE)
+            answer = await self.state.compiler.compile(message)
         except HogQLError as exc:
             return _validation(exc.detail, exc.code)
-        except RecursionError:
-            return _validation("The query is nested too deeply; flatten it.", "hogql_syntax_error")
+        if not answer.get("ok"):
+            return _validation(
+                str(answer.get("detail")), str(answer.get("code") or "invalid_input")
+            )
+        return answer
+
+    async def _metadata(self, message: dict[str, Any]) -> Response:
+        """``HogQLMetadata``: errors and their positions without running the query."""
+        answer = await self._compile({**message, "op": "metadata"})
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse(answer["metadata"])
+
+    async def _hogql(self, request: Request, message: dict[str, Any]) -> Response:
+        # The whole answer within 14.5 s: what compiling took comes off the engine's wait.
+        deadline = time.monotonic() + ANSWER_SECONDS
+        answer = await self._compile({**message, "op": "compile"})
+        if isinstance(answer, Response):
+            return answer
+        text = str(message["query"])
         started = time.perf_counter()
         try:
             output = await _run_until_disconnect(
-                request, self.state.engine, compiled.sql, compiled.params, compiled.limit
+                request,
+                self.state.engine,
+                answer["sql"],
+                answer["params"],
+                answer["limit"],
+                deadline,
             )
         except EngineBusy:
             return _concurrency_limited(self.state.options.pool_size)
@@ -351,7 +396,7 @@ class Api:
             return _engine_error(exc)
         if output is None:  # the client went away; nobody will read this
             return Response(status_code=499)
-        return _hogql_response(text, compiled.hogql, compiled.limit, output, started)
+        return _hogql_response(text, answer["hogql"], answer["limit"], output, started)
 
     async def _schema(self) -> dict[str, Any]:
         await self.state.ready()
@@ -360,6 +405,7 @@ class Api:
         tables = {}
         for name, table in TABLES.items():
             fields = {c.name: c.serialize() for c in table.columns}
+            fields.update(expression_fields(name))
             fields.update({r.name: r.serialize(TABLES) for r in table.relations})
             tables[name] = {
                 "type": table.kind,
@@ -410,10 +456,12 @@ def _flag(value: str | None) -> bool | None:
 def _concurrency_limited(limit: int) -> Response:
     """PostHog's concurrency 429: no ``Retry-After``."""
     return _error(
-        429, "throttled_error", "throttled",
+        429,
+        "throttled_error",
+        "throttled",
         f"Exceeded maximum concurrency limit: {limit} for key: "
         f"api:query:per-org:{ORGANIZATION_ID} and task: api_personal_rate_limiter",
-    )  # fmt: skip
+    )
 
 
 def _engine_error(exc: EngineError) -> Response:
@@ -431,18 +479,48 @@ def _engine_error(exc: EngineError) -> Response:
     return _validation(exc.message, "hogql_query_error")
 
 
-def _lone_surrogate(text: str) -> int | None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return exc.start
+def _check_text(node: dict[str, Any]) -> Response | None:
+    """The query text and values as PostHog's shapes require, valid UTF-8, of a bounded size."""
+    text, values = node.get("query"), node.get("values")
+    if not isinstance(text, str) or not isinstance(values, dict | None):
+        return _validation("`query` must be a string and `values` an object.")
+    if len(text) > MAX_QUERY_CHARS:
+        return _validation(
+            f"The query has {len(text):,} characters, over the local server's limit of "
+            f"{MAX_QUERY_CHARS:,}; move long lists into `values` or shorten it."
+        )
+    tokens = len(_TOKEN.findall(text))
+    if tokens > MAX_TOKENS:
+        return _validation(
+            f"The query has about {tokens:,} tokens, over the local server's limit of "
+            f"{MAX_TOKENS:,}; pass long lists as one value (`x IN {{names}}`) or shorten it.",
+            "hogql_syntax_error",
+        )
+    for where, value in (
+        ("query", text),
+        ("values", node.get("values")),
+        ("filters", node.get("filters")),
+        ("variables", node.get("variables")),
+    ):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return _validation(
+                f"The {where} have an invalid character (a lone UTF-16 surrogate at position "
+                f"{exc.start}); send them as valid UTF-8.",
+                "hogql_syntax_error",
+            )
     return None
 
 
 def _throttled(wait: int) -> Response:
-    return _error(429, "throttled_error", "throttled",
-                  f"Request was throttled. Expected available in {wait} seconds.",
-                  headers={"Retry-After": str(wait)})  # fmt: skip
+    return _error(
+        429,
+        "throttled_error",
+        "throttled",
+        f"Request was throttled. Expected available in {wait} seconds.",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def _paginate(request: Request, rows: list[dict[str, Any]]) -> Response:
@@ -468,8 +546,13 @@ def _paginate(request: Request, rows: list[dict[str, Any]]) -> Response:
     )
 
 
-async def _run_until_disconnect(
-    request: Request, engine: Engine, sql: str, params: dict[str, Any], limit: int | None
+async def _run_until_disconnect(  # noqa: PLR0917 - one call site
+    request: Request,
+    engine: Engine,
+    sql: str,
+    params: dict[str, Any],
+    limit: int | None,
+    deadline: float,
 ) -> QueryOutput | None:
     """Run the query; if the client disconnects first, cancel it (the engine kills it)."""
     result: list[QueryOutput] = []
@@ -483,7 +566,7 @@ async def _run_until_disconnect(
     async with anyio.create_task_group() as group:
         group.start_soon(watch, group.cancel_scope)
         try:
-            result.append(await engine.run(sql, params, limit))
+            result.append(await engine.run(sql, params, limit, deadline=deadline))
         except EngineError as exc:  # raised after the group, not as an ExceptionGroup
             failure.append(exc)
         group.cancel_scope.cancel()

@@ -23,7 +23,7 @@ __all__ = [
 
 UTC_TIME = "DateTime64(6, 'UTC')"
 
-#: Known event properties and their PostHog property types; they become typed JSON paths.
+#: Known event properties and their PostHog property types (Numeric ones read back as Float64).
 EVENT_PROPERTIES: dict[str, str] = {
     "$browser": "String",
     "$os": "String",
@@ -35,6 +35,10 @@ EVENT_PROPERTIES: dict[str, str] = {
     "$session_id": "String",
     "$lib": "String",
     "$event_type": "String",
+    "$screen_width": "Numeric",
+    "$screen_height": "Numeric",
+    "$viewport_width": "Numeric",
+    "$viewport_height": "Numeric",
     "utm_source": "String",
     "feature": "String",
     "plan": "String",
@@ -61,19 +65,9 @@ GROUP_PROPERTIES: dict[str, str] = {
     "employees": "Numeric",
 }
 
-_PROPERTY_ENGINE_TYPES = {
-    "String": "Nullable(String)",
-    "Numeric": "Nullable(Float64)",
-    "DateTime": "Nullable(String)",
-}
-
-
-def json_type(properties: dict[str, str]) -> str:
-    """The engine's JSON type with one typed path per known property (so values are not Dynamic)."""
-    paths = ", ".join(
-        f"`{name}` {_PROPERTY_ENGINE_TYPES[kind]}" for name, kind in properties.items()
-    )
-    return f"JSON({paths})"
+#: Properties are stored as PostHog stores them: JSON text in a String column, so HogQL reads
+#: them with PostHog's extraction semantics (a missing key or JSON null is NULL, numbers are text).
+JSON_TEXT = "String"
 
 
 def hogql_identifier(name: str) -> str:
@@ -156,7 +150,7 @@ EVENTS = Table(
     columns=_cols(
         ("uuid", "UUID", "string"),
         ("event", "String", "string"),
-        ("properties", json_type(EVENT_PROPERTIES), "json"),
+        ("properties", JSON_TEXT, "json"),
         ("timestamp", UTC_TIME, "datetime"),
         ("distinct_id", "String", "string"),
         ("elements_chain", "String", "string"),
@@ -174,7 +168,10 @@ EVENTS = Table(
     order_by="(timestamp, event)",
     # PostHog keeps person properties on each event ("persons on events"); HogQL reaches them as
     # person.properties.x, so the column itself stays out of the schema.
-    hidden=_cols(("person_properties", json_type(PERSON_PROPERTIES), "json")),
+    hidden=_cols(
+        ("person_properties", JSON_TEXT, "json"),
+        ("person_created_at", UTC_TIME, "datetime"),
+    ),
 )
 
 PERSONS = Table(
@@ -183,7 +180,7 @@ PERSONS = Table(
     columns=_cols(
         ("id", "UUID", "string"),
         ("created_at", UTC_TIME, "datetime"),
-        ("properties", json_type(PERSON_PROPERTIES), "json"),
+        ("properties", JSON_TEXT, "json"),
         ("is_identified", "Bool", "boolean"),
         ("last_seen_at", f"Nullable({UTC_TIME})", "datetime"),
     ),
@@ -206,6 +203,10 @@ SESSIONS = Table(
         ("$end_pathname", "Nullable(String)", "string"),
         ("$entry_utm_source", "Nullable(String)", "string"),
         ("$entry_referring_domain", "Nullable(String)", "string"),
+        ("$entry_hostname", "Nullable(String)", "string"),
+        ("$end_hostname", "Nullable(String)", "string"),
+        ("$urls", "Array(String)", "array"),
+        ("$num_uniq_urls", "UInt64", "integer"),
         ("$pageview_count", "UInt64", "integer"),
         ("$autocapture_count", "UInt64", "integer"),
         ("$screen_count", "UInt64", "integer"),
@@ -231,7 +232,7 @@ GROUPS = Table(
         ("key", "String", "string"),
         ("created_at", UTC_TIME, "datetime"),
         ("updated_at", UTC_TIME, "datetime"),
-        ("properties", json_type(GROUP_PROPERTIES), "json"),
+        ("properties", JSON_TEXT, "json"),
     ),
     order_by="(index, key)",
 )

@@ -147,16 +147,26 @@ class DemoData:
     """The "now" the 30-day window ends at."""
 
 
+# The data is made on this fixed clock, then moved to end at "now" by one shift of every
+# timestamp: a seed gives the same rows, gaps and funnels on every start, whatever the time.
+# (So the quiet days repeat every 7 days of the data, not necessarily on the calendar weekend.)
+REFERENCE_END = dt.datetime(2026, 1, 5)
+
+
 def generate(events: int, seed: int, now: dt.datetime | None = None) -> DemoData:
     """Generate exactly ``events`` events for a product seeded with ``seed``, ending at ``now``."""
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
     rng = np.random.default_rng(seed)
-    end = now.replace(tzinfo=dt.UTC).timestamp()
+    end = REFERENCE_END.replace(tzinfo=dt.UTC).timestamp()
     start = end - WINDOW_DAYS * DAY
     persons = _persons(rng, max(20, events // 35), start, end)
     funnel = _funnel(rng, persons, start, end)
     frame, sessions = _events(rng, persons, funnel, events, start, end)
-    return DemoData(persons=_person_frame(persons), sessions=sessions, events=frame, now=now)
+    people = _person_frame(persons)
+    shift = int((now - REFERENCE_END).total_seconds() * 1_000_000)
+    frame["timestamp"] += shift
+    people["created_at"] += shift
+    return DemoData(persons=people, sessions=sessions, events=frame, now=now)
 
 
 def _seasonal_times(rng: np.random.Generator, low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -74,8 +74,12 @@ class ServerOptions:
     pool_size: int = 4
     """Number of engine sessions; a session runs one query at a time, so this bounds parallelism."""
 
-    session_wait: float = 2.0
+    session_wait: float = 1.0
     """Seconds a query waits for a free engine session before PostHog's concurrency 429."""
+
+    compile_timeout: float = 3.0
+    """Seconds a query may take to parse and compile (PostHog's parser is slow on some deep
+    nestings); past it the compiler process is replaced and the query refused with a 400."""
 
     query_memory_bytes: int = 1 << 30
     """Engine ``max_memory_usage`` of one query; past it the query fails (PostHog: a 504)."""

@@ -13,8 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .catalog import EVENT_PROPERTIES, GROUP_PROPERTIES, PERSON_PROPERTIES, json_type
+from .catalog import EVENT_PROPERTIES, GROUP_PROPERTIES, PERSON_PROPERTIES
 from .data import ORIGIN, REFERRERS, SOURCES, VOCAB
+from .hogql._demo_objects import ACTIONS, COHORTS
 
 __all__ = ["build_statements", "insert_rows", "literal", "system_rows"]
 
@@ -42,6 +43,22 @@ def _word(vocab: str, code: str) -> str:
     return f"if({code} < 0, NULL, {literal(list(VOCAB[vocab]))}[{code} + 1])"
 
 
+_SCREENS = {
+    "Desktop": [(1920, 1080), (1440, 900), (2560, 1440), (1536, 864)],
+    "Mobile": [(390, 844), (412, 915), (375, 667)],
+    "Tablet": [(820, 1180), (768, 1024)],
+}
+
+
+def _screen(device: str, person: str, part: int) -> str:
+    """SQL picking one of the device's common screen sizes per person (``part`` 1 = width)."""
+    arrays = {name: "[" + ", ".join(f"{size[part - 1]}." for size in sizes) + "]"
+              for name, sizes in _SCREENS.items()}  # fmt: skip
+    tests = ", ".join(f"{device} = {literal(name)}, {array}" for name, array in arrays.items())
+    options = f"multiIf({tests}, [0.])"
+    return f"arrayElement({options}, {person} % length({options}) + 1)"
+
+
 def _uuid(hi: str, lo: str) -> str:
     """SQL making a UUID out of two integer expressions (deterministic, version-4 shaped)."""
     h = f"concat(leftPad(lower(hex(toUInt64({hi}))), 16, '0'), leftPad(lower(hex(toUInt64({lo}))), 16, '0'))"
@@ -53,14 +70,13 @@ def _uuid(hi: str, lo: str) -> str:
 
 
 def _props(values: dict[str, str], types: dict[str, str]) -> str:
-    """SQL building a JSON value with one path per known property (NULL values are absent)."""
-    kinds = {
-        "String": "Nullable(String)",
-        "Numeric": "Nullable(Float64)",
-        "DateTime": "Nullable(String)",
-    }
-    tuple_type = ", ".join(f"`{name}` {kinds[types[name]]}" for name in values)
-    return f"CAST(CAST(tuple({', '.join(values.values())}) AS Tuple({tuple_type})) AS {json_type(types)})"
+    """SQL building PostHog-shaped JSON text: one key per property, NULL values left out."""
+    assert set(values) <= set(types)
+    pairs = ", ".join(
+        f"if(({value}) IS NULL, '', concat({literal(json.dumps(name) + ':')}, toJSONString({value})))"
+        for name, value in values.items()
+    )
+    return f"concat('{{', arrayStringConcat(arrayFilter(x -> x != '', [{pairs}]), ','), '}}')"
 
 
 def build_statements(db: str) -> list[str]:
@@ -117,6 +133,10 @@ def build_statements(db: str) -> list[str]:
             "$host": f"if(web, {literal(ORIGIN.split('//')[1])}, NULL)",
             "$referring_domain": f"if(web, if(s.source < 0, '$direct', {literal(referrers)}[s.source + 1]), NULL)",
             "$session_id": "if(web, sid, NULL)",
+            "$screen_width": f"if(web, {_screen('p.device_name', 'p.person_index', 1)}, NULL)",
+            "$screen_height": f"if(web, {_screen('p.device_name', 'p.person_index', 2)}, NULL)",
+            "$viewport_width": f"if(web, {_screen('p.device_name', 'p.person_index', 1)}, NULL)",
+            "$viewport_height": f"if(web, {_screen('p.device_name', 'p.person_index', 2)} - 120, NULL)",
             "$lib": "if(web, 'web', 'posthog-python')",
             "$event_type": "if(event_name = '$autocapture', 'click', NULL)",
             "utm_source": f"if(web, {_word('utm_source', 's.source')}, NULL)",
@@ -129,7 +149,8 @@ def build_statements(db: str) -> list[str]:
     chain = 'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="1"nth-of-type="1"text="Save"'
     events = f"""
         INSERT INTO {db}.events (uuid, event, properties, timestamp, distinct_id, elements_chain,
-                                 created_at, `$session_id`, `$window_id`, person_id, person_properties)
+                                 created_at, `$session_id`, `$window_id`, person_id, person_properties,
+                                 person_created_at)
         SELECT {_uuid("cityHash64(e.timestamp, e.person_index, e.event)", "cityHash64(e.session_index, e.timestamp)")},
                {_word("event", "e.event")} AS event_name,
                {event_props},
@@ -140,7 +161,8 @@ def build_statements(db: str) -> list[str]:
                if(web, sid, ''),
                if(web, toString({_uuid("cityHash64(s.hi)", "s.lo")}), ''),
                p.pid,
-               persons.properties
+               persons.properties,
+               persons.created_at
         FROM {db}.stage_events AS e
         INNER JOIN ({person_words}) AS p ON p.person_index = e.person_index
         INNER JOIN (SELECT session_index, hi, lo, source, toString({_uuid("hi", "lo")}) AS sid
@@ -151,16 +173,25 @@ def build_statements(db: str) -> list[str]:
         INSERT INTO {db}.sessions
         SELECT `$session_id`, any(distinct_id), min(timestamp) AS start, max(timestamp) AS end,
                dateDiff('second', start, end) AS duration,
-               argMin(properties.`$current_url`, timestamp), argMin(properties.`$pathname`, timestamp),
-               argMax(properties.`$current_url`, timestamp), argMax(properties.`$pathname`, timestamp),
-               argMin(properties.utm_source, timestamp) AS source,
-               argMin(properties.`$referring_domain`, timestamp) AS referrer,
+               argMin(url, timestamp), argMin(path, timestamp),
+               argMax(url, timestamp), argMax(path, timestamp),
+               argMin(utm, timestamp) AS source,
+               argMin(referring, timestamp) AS referrer,
+               argMin(host, timestamp), argMax(host, timestamp),
+               arrayFilter(x -> x IS NOT NULL, groupUniqArray(url)) AS urls, length(urls),
                countIf(event = '$pageview') AS pageviews, countIf(event = '$autocapture') AS autocaptures,
                0, pageviews <= 1 AND autocaptures = 0 AND duration < 10,
                multiIf(source = 'google', 'Organic Search', source IN ('twitter', 'linkedin'), 'Organic Social',
                        source = 'newsletter', 'Email', source = 'producthunt', 'Referral',
                        referrer = '$direct' OR referrer IS NULL, 'Direct', 'Referral')
-        FROM {db}.events WHERE `$session_id` != '' GROUP BY `$session_id`"""
+        FROM (SELECT `$session_id`, distinct_id, timestamp, event,
+                     JSONExtract(properties, '$current_url', 'Nullable(String)') AS url,
+                     JSONExtract(properties, '$pathname', 'Nullable(String)') AS path,
+                     JSONExtract(properties, '$host', 'Nullable(String)') AS host,
+                     JSONExtract(properties, 'utm_source', 'Nullable(String)') AS utm,
+                     JSONExtract(properties, '$referring_domain', 'Nullable(String)') AS referring
+              FROM {db}.events WHERE `$session_id` != '')
+        GROUP BY `$session_id`"""
     group_props = _props(
         {
             "name": "any(company_name)",
@@ -181,89 +212,19 @@ def system_rows(table: str, counts: dict[str, int], now: dt.datetime) -> list[di
     day = dt.timedelta(days=1)
     if table == "system.actions":
         return [
-            _row(
-                1,
-                "Signed up",
-                "A new account was created",
-                now - 90 * day,
-                steps_json=json.dumps([{"event": "signed_up"}]),
-                deleted=False,
-            ),
-            _row(
-                2,
-                "Viewed pricing",
-                "Pageview of the pricing page",
-                now - 60 * day,
-                steps_json=json.dumps(
-                    [{"event": "$pageview", "url": "/pricing", "url_matching": "contains"}]
-                ),
-                deleted=False,
-            ),
-            _row(
-                3,
-                "Started subscription",
-                "Paid for a plan",
-                now - 45 * day,
-                steps_json=json.dumps([{"event": "subscription_started"}]),
-                deleted=False,
-            ),
-        ]
+            _row(a.id, a.name, a.description, now - a.days_ago * day,
+                 steps_json=json.dumps(a.steps), deleted=False)
+            for a in ACTIONS
+        ]  # fmt: skip
     if table == "system.cohorts":
+        sizes = {1: counts["_paying"], 2: counts["_anonymous"]}
         return [
-            _row(
-                1,
-                "Paying customers",
-                "Persons whose plan is not free",
-                now - 80 * day,
-                is_static=False,
-                count=counts["_paying"],
-                filters=json.dumps(
-                    {
-                        "properties": {
-                            "type": "AND",
-                            "values": [
-                                {
-                                    "key": "plan",
-                                    "type": "person",
-                                    "value": ["free"],
-                                    "operator": "is_not",
-                                }
-                            ],
-                        }
-                    }
-                ),
-                deleted=False,
-            ),
-            _row(
-                2,
-                "Anonymous visitors",
-                "Persons who never identified",
-                now - 50 * day,
-                is_static=False,
-                count=counts["_anonymous"],
-                filters=json.dumps(
-                    {
-                        "properties": {
-                            "type": "AND",
-                            "values": [
-                                {"key": "email", "type": "person", "operator": "is_not_set"}
-                            ],
-                        }
-                    }
-                ),
-                deleted=False,
-            ),
-            _row(
-                3,
-                "Beta testers",
-                "Hand-picked early adopters",
-                now - 20 * day,
-                is_static=True,
-                count=min(25, counts["persons"]),
-                filters="{}",
-                deleted=False,
-            ),
-        ]
+            _row(c.id, c.name, c.description, now - c.days_ago * day,
+                 is_static=c.filters is None,
+                 count=min(c.static_size, counts["persons"]) if c.filters is None else sizes[c.id],
+                 filters=json.dumps(c.filters or {}), deleted=False)
+            for c in COHORTS
+        ]  # fmt: skip
     if table == "system.dashboards":
         return [
             _row(

@@ -28,12 +28,22 @@ def test_a_million_events_generate_exactly() -> None:
     assert times.max() < NOW.timestamp() * 1e6
 
 
-def test_weekends_are_quieter() -> None:
+def test_the_same_seed_gives_the_same_rows_whenever_it_starts() -> None:
+    later = NOW + dt.timedelta(days=3, hours=5, minutes=7)
+    first, second = generate(20_000, 42, NOW), generate(20_000, 42, later)
+    shift = int((later - NOW).total_seconds() * 1_000_000)
+    assert (second.events["timestamp"] - first.events["timestamp"] == shift).all()
+    assert first.events.drop(columns="timestamp").equals(second.events.drop(columns="timestamp"))
+    assert (second.persons["created_at"] - first.persons["created_at"] == shift).all()
+    assert first.sessions.equals(second.sessions)
+    assert second.events["timestamp"].max() < later.timestamp() * 1e6
+
+
+def test_two_days_in_every_seven_are_quieter() -> None:
     data = generate(50_000, 1, NOW)
-    days = (data.events["timestamp"].to_numpy() // 86_400_000_000 + 3) % 7
-    weekday = np.mean([np.sum(days == d) for d in range(5)])
-    weekend = np.mean([np.sum(days == d) for d in (5, 6)])
-    assert weekend < 0.7 * weekday
+    days_back = (NOW.timestamp() * 1e6 - data.events["timestamp"].to_numpy()) // 86_400_000_000
+    per_residue = sorted(np.sum(days_back % 7 == d) for d in range(7))
+    assert np.mean(per_residue[:2]) < 0.7 * np.mean(per_residue[2:])
 
 
 def test_every_event_name_occurs() -> None:

@@ -12,8 +12,8 @@ from typing import IO, Any
 
 import pytest
 
+from posthog_local._wire import WireError, read_message, write_message
 from posthog_local.engine import DATABASE, EngineLimits
-from posthog_local.engine._wire import WireError, read_message, write_message
 from posthog_local.engine._worker import run
 
 

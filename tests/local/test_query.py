@@ -47,11 +47,8 @@ async def test_property_sugar_and_person_properties(client: httpx.AsyncClient, h
         "WHERE event = 'signed_up' LIMIT 3",
     )
     body = response.json()
-    assert body["columns"] == [
-        "properties.$browser",
-        "properties['$os']",
-        "person.properties.email",
-    ]
+    # PostHog names a property column by its path: `$browser`, `$os`, `email`
+    assert body["columns"] == ["$browser", "$os", "email"]
     assert all("@" in row[2] for row in body["results"])
 
 
@@ -61,7 +58,8 @@ async def test_placeholder_values_are_data_not_sql(client: httpx.AsyncClient, ho
     response = await hogql("SELECT count() FROM events WHERE event = {ev}", {"ev": evil})
     assert response.status_code == 200
     assert response.json()["results"] == [[0]]
-    assert evil not in response.json()["hogql"]
+    # the HogQL text shows the value as PostHog does: a quoted, escaped string constant
+    assert "'\\'; DROP TABLE events; --'" in response.json()["hogql"]
     after = await hogql("SELECT count() FROM events")
     assert after.json()["results"] == [[20_000]]
 

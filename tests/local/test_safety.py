@@ -19,7 +19,7 @@ REFUSED = [
     "SELECT * FROM s3('http://x/y.csv')",
     "SELECT * FROM remote('127.0.0.1', system.one)",
     "SELECT * FROM python(x)",
-    "SELECT * FROM numbers(10)",
+    "SELECT * FROM numbers(10) SETTINGS max_threads = 1",
     "SELECT name FROM system.tables",
     "SELECT * FROM system.processes",
     "SELECT * FROM default.events",

@@ -15,6 +15,12 @@ Example::
 
 from __future__ import annotations
 
-from posthog_driver.sandbox._bubblewrap import Confinement, confine, find_bubblewrap, python_paths
+from posthog_driver.sandbox._bubblewrap import (
+    Confinement,
+    confine,
+    find_bubblewrap,
+    popen,
+    python_paths,
+)
 
-__all__ = ["Confinement", "confine", "find_bubblewrap", "python_paths"]
+__all__ = ["Confinement", "confine", "find_bubblewrap", "popen", "python_paths"]

@@ -8,6 +8,7 @@ agent-written code. A confined process sees:
 - read-write: a private ``/tmp`` (tmpfs, gone when the process ends) and ``writable`` paths;
 - its own ``/proc`` and a minimal ``/dev``; no network but its own loopback (unless
   ``network=True``); a new session (no terminal injection); no capabilities; uid 65534 inside;
+  optionally killed with the thread that started it (``die_with_parent``);
 - resource limits set by a tiny launcher inside the sandbox before the real program starts.
 
 bubblewrap's own process (PID 1 inside) keeps the environment it was *started* with, readable
@@ -29,14 +30,16 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from posthog_driver.errors import SandboxUnavailableError
 
 _TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's /tmp
 
-__all__ = ["Confinement", "confine", "find_bubblewrap", "python_paths"]
+__all__ = ["Confinement", "confine", "find_bubblewrap", "popen", "python_paths"]
 
 # Sets resource limits, then replaces itself with the program. Runs inside the sandbox with
 # `python -I -S`; its arguments are the limits and the program's argv, never code.
@@ -90,6 +93,11 @@ class Confinement:
 
     workdir: str = _TMP
     """Working directory inside the sandbox."""
+
+    die_with_parent: bool = True
+    """Kill everything in the sandbox when bubblewrap's parent dies, or bubblewrap itself is
+    killed. The kernel ties this to the *thread* that started bubblewrap, so ``popen`` starts
+    every sandbox from one thread that lives as long as the process."""
 
 
 def find_bubblewrap() -> str:
@@ -161,7 +169,7 @@ def _command(
         "--unshare-user",
         "--uid", str(_SANDBOX_UID),
         "--gid", str(_SANDBOX_UID),
-        "--die-with-parent",
+        *(["--die-with-parent"] if confinement.die_with_parent else []),
         "--new-session",
         "--cap-drop", "ALL",
         "--ro-bind", "/usr", "/usr",
@@ -184,6 +192,24 @@ def _command(
         command += [sys.executable, "-I", "-S", "-c", _LAUNCHER, _limits(confinement)]
     command += list(argv)
     return command, dict(_START_ENV)
+
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+
+def popen(argv: Sequence[str], confinement: Confinement, **options: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` confined; ``options`` go to ``subprocess.Popen`` (pipes, session...).
+
+    Started from one long-lived thread: with ``die_with_parent`` the kernel kills a sandbox when
+    the thread that forked it ends, so a sandbox started from a short-lived worker thread (as
+    ``anyio.to_thread`` uses) would die a few seconds later.
+    """
+    command, env = confine(argv, confinement)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, env=env, **options)  # noqa: S603 - argv is ours to run
+
+    return _SPAWNER.submit(start).result()
 
 
 def _top_level(name: str) -> list[str]:

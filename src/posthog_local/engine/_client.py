@@ -24,17 +24,16 @@ from typing import IO, Any
 import anyio
 
 from posthog_driver import SandboxUnavailableError
-from posthog_driver.sandbox import Confinement, confine, python_paths
+from posthog_driver.sandbox import Confinement, popen, python_paths
 
+from .._wire import WireError, read_message, write_message
 from ._settings import EngineLimits
-from ._wire import WireError, read_message, write_message
 
 __all__ = ["Engine", "EngineBusy", "EngineError", "EngineTimeout", "LoadStats", "QueryOutput"]
 
 log = logging.getLogger("posthog_local.engine")
 
-_GRACE = 2.0  # seconds past the engine's own timeout before the server gives up on a query
-_KILL_WAIT = 2.0  # seconds a cancelled query may take to stop before its session is reused
+_GRACE = 1.0  # seconds past the engine's own timeout before the server gives up on a query
 
 
 class EngineError(Exception):
@@ -90,6 +89,11 @@ class _Pending:
 class Engine:
     """One engine process and the queries in flight to it.
 
+    A query holds an engine session from the moment it is sent until the engine answers it, even
+    when the caller stopped waiting (a cancelled or timed-out query is killed, and its session is
+    free once the engine says so). If the engine's pipe breaks or the process dies, queries in
+    flight fail at once and a new engine process starts loading the same data.
+
     Example::
 
         engine = Engine(pool_size=4, limits=EngineLimits(timeout=10))
@@ -104,9 +108,9 @@ class Engine:
         limits: EngineLimits,
         *,
         sandbox: str = "auto",
-        session_wait: float = 2.0,
+        session_wait: float = 1.0,
         answer_bytes: int = 64 << 20,
-        process_memory_bytes: int = 6 << 30,
+        process_memory_bytes: int = 16 << 30,
     ) -> None:
         self.pool_size = pool_size
         self.limits = limits
@@ -116,12 +120,16 @@ class Engine:
         self.process_memory_bytes = process_memory_bytes
         self.stats: LoadStats | None = None
         self.ready: dict[str, Any] = {}
+        self.restarts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._write_lock = threading.Lock()
+        self._lifecycle = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
-        self._slots = anyio.Semaphore(pool_size)
+        self._slots = threading.BoundedSemaphore(pool_size)
         self._closed = False
+        self._restarting = False
+        self._start_args: tuple[int, int, str | None] = (0, 0, None)
         self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
@@ -137,24 +145,30 @@ class Engine:
 
     def start(self, events: int, seed: int, now: str | None = None) -> dict[str, Any]:
         """Start the engine process, load the data and return its ``ready`` message (blocking)."""
+        with self._lifecycle:
+            self._closed = False
+            self._start_args = (events, seed, now)
+            return self._spawn_engine()
+
+    def _spawn_engine(self) -> dict[str, Any]:
         started = time.perf_counter()
-        argv, env, sandboxed = self._command()
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the server, which stops us
-        )
+        events, seed, now = self._start_args
+        process, sandboxed = self._popen()
         assert process.stdin is not None
         assert process.stdout is not None
         self._process = process
         self._spawn(_drain, process.stderr)
-        limits = asdict(self.limits)
-        self._write({"op": "start", "events": events, "seed": seed, "now": now,
-                     "pool_size": self.pool_size, "limits": limits,
-                     "answer_bytes": self.answer_bytes})  # fmt: skip
+        self._write(
+            {
+                "op": "start",
+                "events": events,
+                "seed": seed,
+                "now": now,
+                "pool_size": self.pool_size,
+                "limits": asdict(self.limits),
+                "answer_bytes": self.answer_bytes,
+            }
+        )
         ready = self._await_ready(process.stdout)
         counts = ready["counts"]
         self.stats = LoadStats(
@@ -176,19 +190,25 @@ class Engine:
         thread.start()
         self._threads.append(thread)
 
-    def _command(self) -> tuple[list[str], dict[str, str] | None, bool]:
+    def _popen(self) -> tuple[subprocess.Popen[bytes], bool]:
         argv = [sys.executable, "-I", "-m", "posthog_local.engine._worker"]
+        # A new session: Ctrl-C in a terminal reaches the server, which then stops the engine.
+        pipes: dict[str, Any] = {
+            "stdin": subprocess.PIPE,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "start_new_session": True,
+        }
         if self.sandbox != "off":
             try:
-                command, env = confine(argv, engine_confinement(self.process_memory_bytes))
+                confinement = engine_confinement(self.process_memory_bytes)
+                return popen(argv, confinement, **pipes), True
             except SandboxUnavailableError as exc:
                 if self.sandbox == "required":
                     raise
                 log.warning("engine_not_sandboxed reason=%s", exc)
-            else:
-                return command, env, True
         env = {"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": os.path.expanduser("~")}
-        return argv, env, False
+        return subprocess.Popen(argv, env=env, **pipes), False  # noqa: S603 - our own module
 
     def _await_ready(self, stdout: IO[bytes]) -> dict[str, Any]:
         while True:
@@ -196,7 +216,7 @@ class Engine:
                 header, _ = read_message(stdout, max_payload=0)
             except WireError:
                 code = self._process.wait(timeout=10) if self._process else None
-                self.close()
+                self._stop_process()
                 raise EngineError(
                     f"The engine process exited while loading (status {code}); run with "
                     "--log-level DEBUG to see its output."
@@ -206,7 +226,11 @@ class Engine:
 
     def close(self) -> None:
         """Stop the engine process and fail queries still in flight (idempotent)."""
-        self._closed = True
+        with self._lifecycle:
+            self._closed = True
+            self._stop_process()
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
@@ -218,91 +242,133 @@ class Engine:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-        for thread in self._threads:  # they end at end of output, now that the process is gone
-            thread.join(timeout=5)
+        threads, self._threads = self._threads, []
+        for thread in threads:  # they end at end of output, now that the process is gone
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
         self._fail_pending("The engine stopped.")
 
+    def _restart_soon(self) -> None:
+        """Replace a broken engine in the background; queries meanwhile get ``EngineError``."""
+        with self._lifecycle:
+            if self._closed or self._restarting:
+                return
+            self._restarting = True
+        threading.Thread(target=self._restart, daemon=True).start()
+
+    def _restart(self) -> None:
+        try:
+            with self._lifecycle:
+                if self._closed:
+                    return
+                log.error("engine_restarting")
+                process = self._process
+                if process is not None and process.poll() is None:
+                    process.kill()
+                self._stop_process()
+                self._spawn_engine()
+                self.restarts += 1
+        except Exception:
+            log.exception("engine_restart_failed")
+        finally:
+            self._restarting = False
+
     # -- querying ------------------------------------------------------------------------------
 
-    async def run(self, sql: str, params: dict[str, Any], limit: int | None = None) -> QueryOutput:
-        """Run engine SQL; ``limit`` trims the rows and reports ``has_more`` (one extra row)."""
-        acquired = False
-        with anyio.move_on_after(self.session_wait):
-            await self._slots.acquire()
-            acquired = True
-        if not acquired:
-            raise EngineBusy("Every engine session is busy.", "CONCURRENCY")
-        try:
-            return await self._send_and_wait(sql, params, limit)
-        finally:
-            self._slots.release()
-
-    async def _send_and_wait(
-        self, sql: str, params: dict[str, Any], limit: int | None
+    async def run(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        limit: int | None = None,
+        *,
+        deadline: float | None = None,
     ) -> QueryOutput:
+        """Run engine SQL; ``limit`` trims the rows and reports ``has_more`` (one extra row).
+
+        ``deadline`` (``time.monotonic()``) ends the wait earlier than the engine's own timeout.
+        """
         if not self.running:
-            raise EngineError("The engine is not running; restart the server.")
+            self._restart_soon()
+            raise EngineError(
+                "The engine is restarting after a failure; retry in a few seconds.",
+                "ENGINE_STOPPED",
+            )
+        # Not abandoned on cancel: a slot taken after the caller left would never be given back.
+        if not await anyio.to_thread.run_sync(self._slots.acquire, True, self.session_wait):
+            raise EngineBusy("Every engine session is busy.", "CONCURRENCY")
         self._next_id += 1
         request_id, pending = self._next_id, _Pending()
         self._pending[request_id] = pending
-        deadline = self.limits.timeout + _GRACE
+        wait = self.limits.timeout + _GRACE
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
         try:
             self._write(
                 {"op": "query", "id": request_id, "sql": sql, "params": params, "limit": limit}
             )
-            finished = await anyio.to_thread.run_sync(
-                pending.done.wait, deadline, abandon_on_cancel=True
-            )
-            if not finished:
-                await self._stop_query(request_id, pending)
-                raise EngineTimeout("The query did not finish in time.", "TIMEOUT_EXCEEDED")
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._stop_query(request_id, pending)
+        except EngineError:
+            self._finish(request_id)
             raise
-        finally:
-            self._pending.pop(request_id, None)
+        try:
+            finished = await anyio.to_thread.run_sync(
+                pending.done.wait, wait, abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            self._kill(request_id)
+            raise
+        if not finished:
+            self._kill(request_id)
+            raise EngineTimeout("The query did not finish in time.", "TIMEOUT_EXCEEDED")
         return _output(pending)
 
-    async def _stop_query(self, request_id: int, pending: _Pending) -> None:
-        """Kill the query and give the engine a moment to free its session."""
+    def _kill(self, request_id: int) -> None:
+        """Kill a query the caller no longer waits for; its slot frees when the engine answers."""
         with contextlib.suppress(EngineError):
             self._write({"op": "kill", "id": request_id})
-        await anyio.to_thread.run_sync(pending.done.wait, _KILL_WAIT, abandon_on_cancel=True)
+
+    def _finish(self, request_id: int) -> None:
+        if self._pending.pop(request_id, None) is not None:
+            self._slots.release()
 
     def _write(self, message: dict[str, Any]) -> None:
         process = self._process
         if process is None or process.stdin is None:
-            raise EngineError("The engine is not running; restart the server.")
+            raise EngineError("The engine is not running.", "ENGINE_STOPPED")
         try:
             with self._write_lock:
                 write_message(process.stdin, message)
         except (OSError, ValueError):
-            raise EngineError("The engine stopped; restart the server.") from None
+            raise EngineError(
+                "The engine stopped; retry in a few seconds.", "ENGINE_STOPPED"
+            ) from None
 
     def _read_answers(self, stdout: IO[bytes]) -> None:
-        """Reader thread: hand each answer to the query waiting for it."""
+        """Reader thread: hand each answer to its query and free the query's session."""
         while True:
             try:
                 header, payload = read_message(stdout, max_payload=self.answer_bytes)
             except WireError:
                 break
-            pending = self._pending.get(header.get("id", -1))
+            request_id = header.get("id", -1)
+            pending = self._pending.get(request_id)
             if pending is not None:
                 pending.header, pending.payload = header, payload
                 pending.done.set()
+                self._finish(request_id)
+        self._fail_pending("The engine stopped unexpectedly; retry in a few seconds.")
         if not self._closed:
             log.error("engine_stopped unexpectedly")
-        self._fail_pending("The engine stopped unexpectedly; restart the server.")
+            self._restart_soon()
 
     def _fail_pending(self, message: str) -> None:
-        for pending in list(self._pending.values()):
+        for request_id, pending in list(self._pending.items()):
             if not pending.done.is_set():
                 pending.header = {"ok": False, "error": message, "code": "ENGINE_STOPPED"}
                 pending.done.set()
+            self._finish(request_id)
 
 
 def engine_confinement(memory_bytes: int) -> Confinement:

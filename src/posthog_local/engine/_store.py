@@ -23,6 +23,8 @@ __all__ = ["load_demo_data"]
 def load_demo_data(admin: Any, data: DemoData) -> dict[str, Any]:
     """Create and fill the tables with the admin session; return counts and definition rows."""
     started = time.perf_counter()
+    # PostHog's stored JSON has plain slashes; JSONExtractRaw would otherwise return `https:\/\/`
+    admin.query("SET output_format_json_escape_forward_slashes = 0")
     admin.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     for table in TABLES.values():
         admin.query(table.ddl(DATABASE))
@@ -65,7 +67,7 @@ def _row_counts(admin: Any) -> dict[str, int]:
         raw = admin.query(f"SELECT count() FROM {DATABASE}.{table.stored_name}")
         counts[table.name] = int(str(raw).strip() or 0)
     extra = admin.query(
-        f"SELECT countIf(properties.plan != 'free' AND properties.plan IS NOT NULL), "
+        f"SELECT countIf(JSONExtractString(properties, 'plan') NOT IN ('free', '')), "
         f"countIf(is_identified = false) FROM {DATABASE}.persons FORMAT CSV"
     )
     paying, anonymous = (int(x) for x in str(extra).strip().split(","))
@@ -86,7 +88,7 @@ def _definition_queries() -> tuple[str, str]:
     )
     # typed JSON paths exist on every row (NULL when unset), so presence is counted per path
     checks = ", ".join(
-        f"tuple('{name}', countIf(properties.`{name}` IS NOT NULL))" for name in EVENT_PROPERTIES
+        f"tuple('{name}', countIf(JSONHas(properties, '{name}')))" for name in EVENT_PROPERTIES
     )
     pairs = (
         f"SELECT event, pair.1 FROM (SELECT event, [{checks}] AS found FROM {DATABASE}.events "

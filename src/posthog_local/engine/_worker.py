@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from .._wire import WireError, read_message, write_message
 from ._settings import DATABASE, EngineLimits, session_settings, write_config
-from ._wire import WireError, read_message, write_message
 
 __all__ = ["main", "run"]
 
@@ -34,6 +34,9 @@ _ERROR = re.compile(
     r"(?: \(([A-Z_0-9]+)\))?(?: \(version [^)]*\))?\.?\s*$",
     re.S,
 )
+
+
+_MAX_ERROR_CHARS = 2_000
 
 
 class Worker:
@@ -106,43 +109,72 @@ class Worker:
             except _Failure as failure:
                 header, payload = {"ok": False, **failure.body}, b""
                 if failure.replace_session:
-                    # a session whose query failed may keep partial output and prepend it to the
-                    # next answer (measured after timeouts): use a fresh one
-                    session = self.query_session()
+                    session = self._fresh(session)
             except (MemoryError, RecursionError) as exc:
                 header, payload = {"ok": False, **_too_big(exc)}, b""
+                session = self._fresh(session)
+            except Exception as exc:  # noqa: BLE001 - one query's failure must not end this thread
+                header, payload = {"ok": False, **_translate(exc)}, b""
+                session = self._fresh(session)
             header.update(id=job.get("id"), elapsed=time.perf_counter() - started)
             self.send(header, payload)
+
+    def _fresh(self, broken: Any) -> Any:
+        """A new session for one whose query failed: it may keep partial output (measured after
+        timeouts) and prepend it to the next answer."""
+        try:
+            return self.query_session()
+        except Exception:  # noqa: BLE001 - keep serving with the old session rather than none
+            return broken
 
     def _answer(self, session: Any, job: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         sql = f"{_marker(str(job.get('id')))} {job['sql']}"
         try:
-            raw = session.query(sql, "JSONCompact", params=job.get("params") or None)
+            raw = session.query(
+                sql, "JSONCompactEachRowWithNamesAndTypes", params=job.get("params") or None
+            )
+            data = raw.bytes()
         except (RuntimeError, ValueError) as exc:  # chdb's ChdbError is a RuntimeError
             raise _Failure(_translate(exc), replace_session=True) from None
-        data = raw.bytes()
-        if len(data) > self.answer_bytes * 4:
+        if len(data) > self.answer_bytes * 2:
             raise _Failure(_answer_too_big(len(data), self.answer_bytes))
-        document = _one_document(data)
-        meta = document.get("meta", [])
-        rows = document.get("data", [])
         limit = job.get("limit")
-        has_more = None
-        if isinstance(limit, int):
-            has_more, rows = len(rows) > limit, rows[:limit]
-        types = [m["type"] for m in meta]
-        rows = _convert(rows, types)
-        payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+        columns, types, rows, has_more = _rows(data, limit if isinstance(limit, int) else None)
+        payload = b"[" + b",".join(rows) + b"]"
+        del data
         if len(payload) > self.answer_bytes:
             raise _Failure(_answer_too_big(len(payload), self.answer_bytes))
         header = {
             "ok": True,
-            "columns": [m["name"] for m in meta],
+            "columns": columns,
             "types": types,
             "rows": len(rows),
             "has_more": has_more,
         }
         return header, payload
+
+
+def _rows(data: bytes, limit: int | None) -> tuple[list[str], list[str], list[bytes], bool | None]:
+    """Names, types and rows (JSON arrays) of an answer, row by row: only rows with dates or
+    JSON columns are parsed, so memory stays near the answer's own size."""
+    lines = data.split(b"\n")
+    if len(lines) < 2 or not lines[0]:
+        return [], [], [], (False if limit is not None else None)
+    columns, types = json.loads(lines[0]), json.loads(lines[1])
+    rows = [line for line in lines[2:] if line]
+    has_more = None
+    if limit is not None:
+        has_more, rows = len(rows) > limit, rows[:limit]
+    converters = [_converter(t) for t in types]
+    if any(c is not None for c in converters):
+        rows = [_convert_row(row, converters) for row in rows]
+    return columns, types, rows, has_more
+
+
+def _convert_row(row: bytes, converters: list[Any]) -> bytes:
+    values = json.loads(row)
+    out = [v if c is None else c(v) for v, c in zip(values, converters, strict=True)]
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _chdb_session_class() -> Any:
@@ -164,37 +196,41 @@ def _marker(request_id: str) -> str:
     return f"/* phd:{int(request_id)} */"
 
 
-def _one_document(data: bytes) -> dict[str, Any]:
-    """The engine's JSONCompact answer; anything else (two documents, a torn one) is an error."""
-    text = data.decode("utf-8", errors="replace").strip()
-    if not text:
-        return {"meta": [], "data": []}
-    try:
-        payload, end = json.JSONDecoder().raw_decode(text)
-    except ValueError:
-        payload, end = None, 0
-    if not isinstance(payload, dict) or text[end:].strip():
-        raise _Failure({"error": "The engine returned an unreadable result; run it again."})
-    return payload
-
-
-def _convert(rows: list[list[Any]], types: list[str]) -> list[list[Any]]:
-    """PostHog's JSON forms: DateTime as ISO 8601 with ``Z``, JSON columns as JSON text."""
-    converters = [_converter(t) for t in types]
-    if all(c is None for c in converters):
-        return rows
-    return [
-        [v if c is None else c(v) for v, c in zip(row, converters, strict=True)] for row in rows
-    ]
-
-
 def _converter(engine_type: str) -> Any:
-    bare = engine_type.removeprefix("Nullable(").removesuffix(")")
-    if bare.startswith("JSON"):
-        return lambda v: None if v is None else json.dumps(v, separators=(",", ":"))
+    """How PostHog's JSON shows a value of this type: datetimes as ISO 8601 with ``Z`` (fraction
+    only when not zero), nested in arrays and tuples too."""
+    bare = engine_type.removeprefix("LowCardinality(")
+    bare = bare.removeprefix("Nullable(")
     if bare.startswith("DateTime"):
-        return lambda v: None if v is None else str(v).replace(" ", "T") + "Z"
+        return _iso
+    if bare.startswith(("Float", "Decimal")):
+        return _float  # ClickHouse writes 99.0 as 99; PostHog's JSON keeps it a float
+    if bare.startswith(("Array(", "Tuple(", "Map(")) and "DateTime" in bare:
+        return _iso_nested
     return None
+
+
+def _float(value: Any) -> Any:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _iso(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.replace(" ", "T")
+    if text.endswith(".000000"):
+        text = text[: -len(".000000")]
+    return text + "Z"
+
+
+def _iso_nested(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_iso_nested(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _iso_nested(v) for k, v in value.items()}
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == " ":
+        return _iso(value)
+    return value
 
 
 def _translate(exc: Exception) -> dict[str, Any]:
@@ -211,6 +247,8 @@ def _translate(exc: Exception) -> dict[str, Any]:
     text = re.sub(r"/\* phd:\d+ \*/ ?", "", text)
     text = re.sub(r"(?:/[\w.\-]+){2,}", "<path>", text)  # never echo file system paths
     text = re.sub(r"\s*\(version [^)]*\)", "", text).strip().rstrip(".") + "."
+    if len(text) > _MAX_ERROR_CHARS:  # a 9 MB message once ended the server's reader
+        text = text[:_MAX_ERROR_CHARS] + "... (cut)."
     return {"error": text, "code": code_name}
 
 
