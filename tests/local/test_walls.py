@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -215,3 +216,14 @@ def test_wall_3_alone_bounds_the_engines_memory() -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
     assert "allocated" not in done.stdout
     assert "MemoryError" in done.stderr
+
+
+def test_read_only_binds_below_tmp_stay_visible_over_the_private_tmp(tmp_path: Path) -> None:
+    # a project checked out under /tmp (as CI clones are) must stay importable in the sandbox
+    shared = tmp_path / "shared.txt"
+    shared.write_text("visible", encoding="utf-8")
+    confinement = replace(engine_confinement(1 << 30), read_only=(*python_paths(), str(tmp_path)))
+    argv, env = confine([sys.executable, "-I", "-c", f"print(open({str(shared)!r}).read())"],
+                        confinement)  # fmt: skip
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    assert done.stdout.strip() == "visible", done.stderr

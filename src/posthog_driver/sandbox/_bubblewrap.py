@@ -173,6 +173,8 @@ def _command(
         "--new-session",
         "--cap-drop", "ALL",
         "--ro-bind", "/usr", "/usr",
+        # the private /tmp first: a bind below it (a project checked out in /tmp) stays visible
+        "--tmpfs", _TMP,
     ]  # fmt: skip
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         command += _top_level(name)
@@ -180,7 +182,7 @@ def _command(
         command += ["--ro-bind", path, path]
     if Path("/sys/fs/cgroup").is_dir():  # lets engines read their memory limit; read-only
         command += ["--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup"]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", _TMP]
+    command += ["--proc", "/proc", "--dev", "/dev"]
     for path in _unique(confinement.writable):
         command += ["--bind", path, path]
     env = {"HOME": _TMP, "TMPDIR": _TMP, "PATH": "/usr/bin:/bin", **confinement.env}

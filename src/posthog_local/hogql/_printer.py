@@ -175,12 +175,12 @@ class Printer:
         self, node: dict[str, Any], qualifier: list[Any], scope: Scope
     ) -> list[tuple[str, Value]]:
         if qualifier:
-            source = self._source_named(qualifier, scope)
-            if source is None:
+            named = self._source_named(qualifier, scope)
+            if named is None:
                 raise HogQLError.at(node, f"Unable to resolve field: {qualifier[0]}")
-            sources = [source]
+            sources = [named[0]]
         else:
-            sources = [s for s in scope.sources.values() if not s.alias.startswith("__lazy")]
+            sources = list(scope.sources.values())
             if not sources:
                 raise HogQLError.at(node, "Cannot use '*' when there are no tables in the query")
             if len(sources) > 1:
@@ -718,14 +718,10 @@ class Printer:
                 return self.expr(cte.expr, scope)
             finally:
                 scope.expanding.discard(first)
-        source = self._source_named(chain, scope)
-        if source is not None:
-            rest = chain[
-                len(source.alias.split("."))
-                if source.alias not in scope.sources or "." in source.alias
-                else 1 :
-            ]
-            rest = chain[self._prefix_length(chain, source, scope) :]
+        named = self._source_named(chain, scope)
+        if named is not None:
+            source, length = named
+            rest = chain[length:]
             if not rest:
                 raise HogQLError.at(
                     node, f"Can't select a table when a column is expected: {first}"
@@ -739,18 +735,12 @@ class Printer:
         raise HogQLError.at(node, f"Unable to resolve field: {first}")
 
     @staticmethod
-    def _prefix_length(chain: list[Any], source: Source, scope: Scope) -> int:
-        for length in (2, 1):
-            if ".".join(str(c) for c in chain[:length]) in scope.sources:
-                return length
-        return 1
-
-    @staticmethod
-    def _source_named(chain: list[Any], scope: Scope) -> Source | None:
+    def _source_named(chain: list[Any], scope: Scope) -> tuple[Source, int] | None:
+        """The source a chain starts with (``e.event``, ``system.cohorts.name``) and its length."""
         for length in (2, 1):
             name = ".".join(str(c) for c in chain[:length])
             if len(chain) >= length and name in scope.sources:
-                return scope.sources[name]
+                return scope.sources[name], length
         return None
 
     @staticmethod
