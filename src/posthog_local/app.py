@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .catalog import TABLES
-from .compiler import Compiler
+from .compiler import Compiler, CompilerBusy
 from .definitions import Definitions
 from .engine import (
     Engine,
@@ -351,6 +351,8 @@ class Api:
             answer = await self.state.compiler.compile(message)
         except HogQLError as exc:
             return _validation(exc.detail, exc.code)
+        except CompilerBusy:
+            return _concurrency_limited(self.state.options.pool_size)
         if not answer.get("ok"):
             return _validation(
                 str(answer.get("detail")), str(answer.get("code") or "invalid_input")
@@ -396,7 +398,9 @@ class Api:
             return _engine_error(exc)
         if output is None:  # the client went away; nobody will read this
             return Response(status_code=499)
-        return _hogql_response(text, answer["hogql"], answer["limit"], output, started)
+        return _hogql_response(
+            text, answer["hogql"], answer["limit"], output, started, answer.get("columns")
+        )
 
     async def _schema(self) -> dict[str, Any]:
         await self.state.ready()
@@ -575,14 +579,23 @@ async def _run_until_disconnect(  # noqa: PLR0917 - one call site
     return result[0] if result else None
 
 
-def _hogql_response(
-    text: str, hogql: str, limit: int | None, output: QueryOutput, started: float
+def _hogql_response(  # noqa: PLR0917 - one call site
+    text: str,
+    hogql: str,
+    limit: int | None,
+    output: QueryOutput,
+    started: float,
+    names: list[str] | None,
 ) -> Response:
-    """PostHog's HogQLQueryResponse; the rows are the engine's JSON bytes, never parsed here."""
+    """PostHog's HogQLQueryResponse; the rows are the engine's JSON bytes, never parsed here.
+
+    Column names are PostHog's (from the compiler: repeated names stay repeated), where the
+    engine returned as many columns."""
     types = [_public_type(t) for t in output.types]
+    columns = names if names and len(names) == len(output.columns) else output.columns
     response: dict[str, Any] = {
-        "columns": output.columns,
-        "types": [[name, t] for name, t in zip(output.columns, types, strict=True)],
+        "columns": columns,
+        "types": [[name, t] for name, t in zip(columns, types, strict=True)],
         "hogql": hogql,
         "query": text,
         "timings": [

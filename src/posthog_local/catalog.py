@@ -158,6 +158,7 @@ EVENTS = Table(
         ("$session_id", "String", "string"),
         ("$window_id", "String", "string"),
         ("person_id", "UUID", "string"),
+        ("$group_0", "String", "string"),  # the company's group key, '' for anonymous events
     ),
     relations=(
         Relation("person", "lazy_table", table="persons"),
@@ -181,7 +182,7 @@ PERSONS = Table(
         ("id", "UUID", "string"),
         ("created_at", UTC_TIME, "datetime"),
         ("properties", JSON_TEXT, "json"),
-        ("is_identified", "Bool", "boolean"),
+        ("is_identified", "UInt8", "boolean"),  # an Int8 in PostHog's person table: 0/1
         ("last_seen_at", f"Nullable({UTC_TIME})", "datetime"),
     ),
     relations=(Relation("pdi", "lazy_table", table="person_distinct_ids"),),
@@ -210,7 +211,7 @@ SESSIONS = Table(
         ("$pageview_count", "UInt64", "integer"),
         ("$autocapture_count", "UInt64", "integer"),
         ("$screen_count", "UInt64", "integer"),
-        ("$is_bounce", "Bool", "boolean"),
+        ("$is_bounce", "UInt8", "boolean"),  # PostHog's is 0/1 (NULL for no pageview)
         ("$channel_type", "String", "string"),
     ),
     order_by="`$start_timestamp`",

@@ -24,7 +24,7 @@ from posthog_driver.sandbox import Confinement, popen, python_paths
 from ._wire import WireError, read_message, write_message
 from .hogql import HogQLError
 
-__all__ = ["Compiler"]
+__all__ = ["Compiler", "CompilerBusy"]
 
 log = logging.getLogger("posthog_local.compiler")
 
@@ -46,6 +46,10 @@ def _start(sandbox: str) -> subprocess.Popen[bytes]:
                 raise
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     return subprocess.Popen(argv, env=env, **pipes)  # noqa: S603 - our own interpreter and module
+
+
+class CompilerBusy(Exception):
+    """Every compiler process stayed busy for the whole wait (PostHog's concurrency 429)."""
 
 
 class _Process:
@@ -105,9 +109,12 @@ class Compiler:
         compiler.close()
     """
 
-    def __init__(self, size: int = 2, timeout: float = 3.0, sandbox: str = "auto") -> None:
+    def __init__(
+        self, size: int = 2, timeout: float = 5.0, sandbox: str = "auto", wait: float = 2.0
+    ) -> None:
         self.size = size
         self.timeout = timeout
+        self.wait = wait
         self.sandbox = sandbox
         self.replaced = 0
         self._idle: queue.SimpleQueue[_Process] = queue.SimpleQueue()
@@ -134,9 +141,15 @@ class Compiler:
 
     async def compile(self, message: dict[str, Any]) -> dict[str, Any]:
         """The worker's answer to ``message``; ``HogQLError`` when it overran or crashed."""
-        async with self._slots:
+        with anyio.move_on_after(self.wait) as waiting:
+            await self._slots.acquire()
+        if waiting.cancelled_caught:
+            raise CompilerBusy
+        try:
             # Not abandoned on cancel: the process must come back to the pool either way.
             answer = await anyio.to_thread.run_sync(self._ask, message)
+        finally:
+            self._slots.release()
         if answer is None:
             raise HogQLError(
                 f"The query took longer than {self.timeout:g} s to parse, or could not be parsed; "

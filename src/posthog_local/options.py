@@ -77,7 +77,7 @@ class ServerOptions:
     session_wait: float = 1.0
     """Seconds a query waits for a free engine session before PostHog's concurrency 429."""
 
-    compile_timeout: float = 3.0
+    compile_timeout: float = 8.0
     """Seconds a query may take to parse and compile (PostHog's parser is slow on some deep
     nestings); past it the compiler process is replaced and the query refused with a 400."""
 

@@ -59,6 +59,11 @@ def _screen(device: str, person: str, part: int) -> str:
     return f"arrayElement({options}, {person} % length({options}) + 1)"
 
 
+def _group_key(company: str) -> str:
+    """A company's group key, the same on its events (``$group_0``) and in ``groups``."""
+    return f"lower(replaceAll({company}, ' ', '-'))"
+
+
 def _uuid(hi: str, lo: str) -> str:
     """SQL making a UUID out of two integer expressions (deterministic, version-4 shaped)."""
     h = f"concat(leftPad(lower(hex(toUInt64({hi}))), 16, '0'), leftPad(lower(hex(toUInt64({lo}))), 16, '0'))"
@@ -150,7 +155,7 @@ def build_statements(db: str) -> list[str]:
     events = f"""
         INSERT INTO {db}.events (uuid, event, properties, timestamp, distinct_id, elements_chain,
                                  created_at, `$session_id`, `$window_id`, person_id, person_properties,
-                                 person_created_at)
+                                 person_created_at, `$group_0`)
         SELECT {_uuid("cityHash64(e.timestamp, e.person_index, e.event)", "cityHash64(e.session_index, e.timestamp)")},
                {_word("event", "e.event")} AS event_name,
                {event_props},
@@ -162,7 +167,8 @@ def build_statements(db: str) -> list[str]:
                if(web, toString({_uuid("cityHash64(s.hi)", "s.lo")}), ''),
                p.pid,
                persons.properties,
-               persons.created_at
+               persons.created_at,
+               if(p.identified, {_group_key("p.company_name")}, '')
         FROM {db}.stage_events AS e
         INNER JOIN ({person_words}) AS p ON p.person_index = e.person_index
         INNER JOIN (SELECT session_index, hi, lo, source, toString({_uuid("hi", "lo")}) AS sid
@@ -202,7 +208,7 @@ def build_statements(db: str) -> list[str]:
     )
     groups = f"""
         INSERT INTO {db}.groups (index, key, created_at, updated_at, properties)
-        SELECT 0, lower(replaceAll(any(company_name), ' ', '-')), min(created), max(created), {group_props}
+        SELECT 0, {_group_key("any(company_name)")}, min(created), max(created), {group_props}
         FROM ({person_words}) WHERE identified GROUP BY company_code"""
     return [persons, distinct_ids, events, sessions, groups]
 

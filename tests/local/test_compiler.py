@@ -1,8 +1,10 @@
+# ruff: noqa: S608  (attack SQL built on purpose from the test's own constants)
 """The compiler in its own process: deadlines, crashes, the protocol, and PostHog's parser loaded
 beside a real ``posthog`` SDK without shadowing it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import anyio
 import pytest
 
 from posthog_local._wire import read_message, write_message
-from posthog_local.compiler import Compiler
+from posthog_local.compiler import Compiler, CompilerBusy
 from posthog_local.hogql import HogQLError
 from posthog_local.hogql._worker import answer, serve
 
@@ -134,6 +136,17 @@ ATTACKS = [
     "SELECT * FROM ..processes",
     "SELECT * FROM . . processes",
     "SELECT {:}",
+    # the second run: an alias made in a lambda is the lambda's own (ClickHouse's rule)
+    "SELECT arrayMap(x -> (x AS one), [5]) AS a, 0 IN one",
+    "SELECT arrayMap(x -> (x AS _database), ['q']) AS a, _database",
+    "SELECT arrayMap(x -> (x AS dummy), ['q']) AS a, dummy",
+    "SELECT arrayMap(x -> (x AS _part), ['q']) AS a, _part FROM events LIMIT 1",
+    "SELECT arrayMap(x -> (x AS events), ['q']) AS a, 'x' IN events",
+    "<a />",
+    # each CTE read twice by the next: the SQL would grow as 2**20
+    "WITH c0 AS (SELECT 1 AS x), "
+    + ", ".join(f"c{i} AS (SELECT a.x AS x FROM c{i - 1} a, c{i - 1} b)" for i in range(1, 21))
+    + " SELECT x FROM c20",
 ]
 
 
@@ -163,3 +176,31 @@ async def test_a_placeholder_as_an_array_join_alias_is_a_400(client: Any) -> Non
     }
     response = await client.post("/api/projects/1/query/", json={"query": node})
     assert response.status_code == 400
+
+
+def test_when_every_compiler_stays_busy_a_query_gets_posthogs_busy_answer_soon() -> None:
+    pool = Compiler(size=1, timeout=3.0, wait=0.3)
+    pool.start()
+    slow = "SELECT " + "f(" * 60 + "1" + ")" * 60
+    outcomes: list[str] = []
+
+    async def run() -> None:
+        async def hog() -> None:
+            with contextlib.suppress(HogQLError):
+                await pool.compile({"op": "compile", "query": slow})
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(hog)
+            await anyio.sleep(0.2)
+            started = time.monotonic()
+            try:
+                await pool.compile({"op": "compile", "query": "SELECT 1"})
+            except CompilerBusy:
+                outcomes.append(f"busy after {time.monotonic() - started:.1f}")
+
+    try:
+        anyio.run(run)
+    finally:
+        pool.close()
+    assert len(outcomes) == 1
+    assert float(outcomes[0].split()[-1]) < 2.0

@@ -38,7 +38,7 @@ class EngineLimits:
     result_rows: int = 50_001
     """``max_result_rows``: PostHog's 50,000 cap plus the row that says there is more."""
 
-    result_bytes: int = 64 << 20
+    result_bytes: int = 32 << 20
     """``max_result_bytes``: uncompressed bytes of one answer."""
 
     threads: int = 2

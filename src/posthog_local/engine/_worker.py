@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._wire import WireError, read_message, write_message
 from ._settings import DATABASE, EngineLimits, session_settings, write_config
@@ -136,7 +137,7 @@ class Worker:
             data = raw.bytes()
         except (RuntimeError, ValueError) as exc:  # chdb's ChdbError is a RuntimeError
             raise _Failure(_translate(exc), replace_session=True) from None
-        if len(data) > self.answer_bytes * 2:
+        if len(data) > self.answer_bytes:
             raise _Failure(_answer_too_big(len(data), self.answer_bytes))
         limit = job.get("limit")
         columns, types, rows, has_more = _rows(data, limit if isinstance(limit, int) else None)
@@ -202,7 +203,8 @@ def _converter(engine_type: str) -> Any:
     bare = engine_type.removeprefix("LowCardinality(")
     bare = bare.removeprefix("Nullable(")
     if bare.startswith("DateTime"):
-        return _iso
+        zone = _zone(bare)
+        return _iso if zone == "UTC" else (lambda value: _iso_in(value, zone))
     if bare.startswith(("Float", "Decimal")):
         return _float  # ClickHouse writes 99.0 as 99; PostHog's JSON keeps it a float
     if bare.startswith(("Array(", "Tuple(", "Map(")) and "DateTime" in bare:
@@ -212,6 +214,23 @@ def _converter(engine_type: str) -> Any:
 
 def _float(value: Any) -> Any:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _zone(datetime_type: str) -> str:
+    """The zone of ``DateTime64(6, 'US/Samoa')`` (``UTC``, the session's, when none is named)."""
+    match = re.search(r"'([^']+)'", datetime_type)
+    return match.group(1) if match else "UTC"
+
+
+def _iso_in(value: Any, zone: str) -> Any:
+    """A wall-clock time in ``zone`` as ISO 8601 with its offset, as PostHog's JSON writes it."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value).replace(tzinfo=ZoneInfo(zone))
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return _iso(value)
+    return moment.isoformat()
 
 
 def _iso(value: Any) -> Any:

@@ -35,6 +35,7 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 50_000
+MAX_SQL_CHARS = 1_000_000
 OFFSET_MESSAGE = (
     "OFFSET is not supported on queries made with a personal API key. For pagination, use keyset "
     "pagination on the `timestamp` column, e.g. `WHERE timestamp > :last_seen_timestamp ORDER BY "
@@ -52,6 +53,8 @@ class CompiledQuery:
     hogql: str
     limit: int | None
     tables: list[str]
+    columns: list[str]
+    """PostHog's column names (repeats included), from the outermost select list."""
 
 
 def compile_query(
@@ -65,18 +68,28 @@ def compile_query(
 ) -> CompiledQuery:
     """Compile HogQL to engine SQL; ``HogQLError`` (PostHog's 400) for anything refused."""
     tree = parse_select(query)
+    if tree.get("node") not in ("SelectQuery", "SelectSetQuery"):
+        raise HogQLError.at(tree, "The query must be a SELECT (or a UNION of them).")
     tree = _Placeholders(values, filters, variables, now).fill(tree)
     _refuse_offsets(tree)
     limit = _apply_limits(tree)
     output = Output()
-    sql, _ = Printer(output, database).select(tree, None)
+    printer = Printer(output, database)
+    sql, _ = printer.select(tree, None)
     try:
         check_engine_sql(sql, output.words, output.params)
     except UnsafeSQLError as exc:
         raise HogQLError(
             f"The query cannot be run safely: its SQL would contain {exc.reason}."
         ) from None
-    return CompiledQuery(sql, output.params, text(tree), limit, output.tables)
+    if len(sql) > MAX_SQL_CHARS:  # CTEs read twice by the next, and so on, grow exponentially
+        raise HogQLError(
+            f"The query expands to {len(sql):,} characters of SQL, over the local server's limit "
+            f"of {MAX_SQL_CHARS:,}; read each CTE fewer times."
+        )
+    outermost = tree if tree["node"] == "SelectQuery" else tree["initial_select_query"]
+    columns = printer.names.get(id(outermost.get("select")), [])
+    return CompiledQuery(sql, output.params, text(tree), limit, output.tables, columns)
 
 
 def _refuse_offsets(node: Any) -> None:
@@ -178,6 +191,14 @@ class _Placeholders:
             return {**filters_expr(self.filters, table, self.now), **span}
         if chain[0] == "filters":
             bound = self._bound(chain)
+            if bound is None and chain[1:2] == ["dateRange"] and chain[2:] in (["from"], ["to"]):
+                name = ".".join(chain)
+                raise HogQLError.at(
+                    node,
+                    f"The `{{{name}}}` placeholder must be used directly in a comparison (e.g. "
+                    f"`timestamp > {{{name}}}`), not nested inside a function call, when the "
+                    "date range is not set.",
+                )
             if bound is None:
                 raise HogQLError.at(
                     node,

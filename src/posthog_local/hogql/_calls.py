@@ -73,6 +73,8 @@ def call(printer: Printer, node: dict[str, Any], scope: Scope) -> Value:
     """Print a ``Call`` node."""
     name = str(node["name"])
     args: list[dict[str, Any]] = list(node.get("args") or [])
+    if "." in name:
+        raise HogQLError.at(node, "You can only call simple functions in HogQL, not expressions")
     comparison = _COMPARISONS.get(name.lower())
     if comparison is not None:
         if len(args) != 2:
@@ -84,6 +86,14 @@ def call(printer: Printer, node: dict[str, Any], scope: Scope) -> Value:
         return printer.expr({"node": "Not", "expr": args[0]}, scope)
     if name in _UNTYPED_PROPERTY_ARG and args and args[0].get("node") == "Field":
         args = [{**args[0], "untyped": True}, *args[1:]]  # PostHog keeps the raw text here
+    if name in ("percentile_cont", "percentile_disc"):
+        within = node.get("within_group") or node.get("order_by")
+        detail = (
+            "with WITHIN GROUP is not supported in ClickHouse dialect"
+            if within
+            else ("requires WITHIN GROUP")
+        )
+        raise HogQLError.at(node, f"Aggregation '{name}' {detail}")
     special = _SPECIAL.get(name) or _SPECIAL.get(name.lower())
     if special is not None:
         return special(printer, node, args, scope)
@@ -124,10 +134,15 @@ def _check_arity(
             node,
             f"{what} '{node['name']}' expects at most {_count(hi, 'argument')}, found {args}",
         )
-    if function.min_params and not params:
+    given = node.get("params")
+    if function.min_params and given is None:
         raise HogQLError.at(
             node, f"{what} '{node['name']}' requires parameters in addition to arguments"
         )
+    lo, hi = function.min_params, function.max_params
+    if lo and (params < lo or (hi is not None and params > hi)):
+        wanted = _count(lo, "parameter") if lo == hi else f"at least {_count(lo, 'parameter')}"
+        raise HogQLError.at(node, f"{what} '{node['name']}' expects {wanted}, found {params}")
     if params and not function.aggregate:  # parametric aggregates: ClickHouse counts them
         raise HogQLError.at(node, f"{what} '{node['name']}' does not accept parameters")
 
@@ -442,6 +457,51 @@ def in_cohort(
     return printer.compare("not in" if negated else "in", left, cohort.members(), scope)
 
 
+_CASTS_POSTGRES = {
+    "int": "toInt64",
+    "integer": "toInt64",
+    "bigint": "toInt64",
+    "float": "toFloat64",
+    "double": "toFloat64",
+    "real": "toFloat64",
+    "text": "toString",
+    "varchar": "toString",
+    "string": "toString",
+    "bool": "toBool",
+    "boolean": "toBool",
+    "date": "toDate",
+    "timestamp": "toDateTime",
+    "datetime": "toDateTime",
+}
+
+
+def type_cast(printer: Printer, node: dict[str, Any], scope: Scope) -> Value:
+    """Postgres-style ``x::int`` (PostHog prints the matching ClickHouse conversion)."""
+    function = _CASTS_POSTGRES.get(str(node.get("type_name") or "").lower())
+    if function is None:
+        raise HogQLError.at(node, f"Unsupported type cast to '{node.get('type_name')}'")
+    value = printer.expr(node["expr"], scope)
+    if function == "toDateTime":
+        return Value(printer.out.call("toDateTime", value.sql, "'UTC'"), Type("datetime"))
+    return Value(printer.out.call(function, value.sql), Type(_TYPE_OF.get(function, "unknown")))
+
+
+def _recording_button(
+    printer: Printer, node: dict[str, Any], args: list[dict[str, Any]], scope: Scope
+) -> Value:
+    """PostHog's ``recordingButton(session_id[, status])``: a HogQLX button tag."""
+    if not 1 <= len(args) <= 2:
+        message = "at least 1 argument" if not args else "at most 2 arguments"
+        raise HogQLError.at(
+            node, f"Function 'recordingButton' expects {message}, found {len(args)}"
+        )
+    out = printer.out
+    items = ["'__hx_tag'", "'RecordingButton'", "'sessionId'", printer.expr(args[0], scope).sql]
+    if len(args) == 2:
+        items += ["'recordingStatus'", printer.expr(args[1], scope).sql]
+    return Value(out.call("tuple", *items), Type("tuple", False))
+
+
 def hogqlx_tag(printer: Printer, node: dict[str, Any], scope: Scope) -> Value:
     """``<Sparkline data={...} />``: PostHog sends HogQLX tags back as tagged tuples."""
     kind = str(node.get("kind"))
@@ -569,5 +629,6 @@ _SPECIAL = {
     "arrayReduce": _array_reduce,
     "matchesAction": _matches_action,
     "toFloatOrDefault": _float_or_default,
+    "recordingButton": _recording_button,
     "_caseWithExpression": _case_with_expression,
 }

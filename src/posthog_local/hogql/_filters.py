@@ -178,9 +178,9 @@ def filters_expr(filters: Any, table: str | None, now: dt.datetime) -> Node:
 
 
 def datetime_node(moment: dt.datetime) -> Node:
-    """A datetime constant: ``toDateTime64('2020-01-01 00:00:00.000000', 6, 'UTC')``."""
-    text = moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return call("toDateTime64", const(text), const(6), const("UTC"))
+    """A datetime constant as PostHog writes it in HogQL (the project's zone, UTC here):
+    ``toDateTime('2020-01-01 00:00:00.000000')``."""
+    return call("toDateTime", const(moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")))
 
 
 def parse_date(value: Any, now: dt.datetime) -> dt.datetime:

@@ -57,6 +57,8 @@ class Printer:
         self.out = output
         self.database = database
         self._subqueries = 0
+        self.names: dict[int, list[str]] = {}
+        """Column names of each printed select list (by the list's id), PostHog's way."""
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -127,29 +129,21 @@ class Printer:
 
     def _collect_aliases(self, node: Any, scope: Scope) -> None:
         """Select aliases can be used anywhere in their SELECT (ClickHouse's alias rules)."""
-        if isinstance(node, dict):
-            kind = node.get("node")
-            if kind in ("SelectQuery", "SelectSetQuery"):
-                return
-            if kind == "Alias":
-                scope.aliases.setdefault(str(node["alias"]), node["expr"])
-            for value in node.values():
-                self._collect_aliases(value, scope)
-        elif isinstance(node, list):
-            for value in node:
-                self._collect_aliases(value, scope)
+        _aliases_in(node, scope.aliases)
 
     def _projections(
         self, items: list[dict[str, Any]], scope: Scope
     ) -> tuple[dict[str, Type], str]:
         columns: dict[str, Type] = {}
         printed: list[str] = []
+        names: list[str] = []  # PostHog's `columns`: repeats included
         for item in items:
             chain = item.get("chain") if item.get("node") == "Field" else None
             if chain and chain[-1] == "*":
                 for name, value in self._star(item, chain[:-1], scope):
                     printed.append(f"{value.sql} {self.out.word('AS')} {quote(name)}")
                     columns.setdefault(name, value.type)
+                    names.append(name)
                 continue
             name = column_name(item)
             if item.get("node") == "Alias":
@@ -162,6 +156,7 @@ class Printer:
                 scope.alias_types[name] = value.type
             else:
                 value = self.expr(item, scope)
+            names.append(name)
             if name in columns and item.get("node") != "Alias":
                 printed.append(value.sql)  # a repeated name is left to the engine, as PostHog does
                 continue
@@ -169,6 +164,7 @@ class Printer:
             columns[name] = value.type
         if not printed:
             raise HogQLError("A SELECT needs at least one column.")
+        self.names[id(items)] = names
         return columns, ", ".join(printed)
 
     def _star(
@@ -391,6 +387,10 @@ class Printer:
                 f"Table function '{name}' requires "
                 + ("at least 1 argument" if not args else "at most 2 arguments"),
             )
+        if _has_query(args):
+            raise HogQLError.at(
+                join, f"Table function '{name}' takes constant arguments, not subqueries"
+            )
         printed = [self.expr(arg, scope).sql for arg in args]
         if "numbers" not in self.out.tables:
             self.out.tables.append("numbers")
@@ -455,6 +455,12 @@ class Printer:
             return _calls.window_function(self, node, scope)
         if kind == "HogQLXTag":
             return _calls.hogqlx_tag(self, node, scope)
+        if kind == "TypeCast":
+            return _calls.type_cast(self, node, scope)
+        if kind == "ExprCall":
+            raise HogQLError.at(
+                node, "You can only call simple functions in HogQL, not expressions"
+            )
         if kind == "Placeholder":
             raise HogQLError.at(
                 node,
@@ -535,11 +541,17 @@ class Printer:
         args = [str(a) for a in node.get("args") or []]
         if not args:
             raise HogQLError.at(node, "A lambda needs arguments.")
+        # An alias made inside a lambda is the lambda's own: ClickHouse does not see it outside,
+        # so neither does the printer (else a bare name could fall through to system.one).
+        local: dict[str, dict[str, Any]] = {}
+        _aliases_in(node["expr"], local)
         scope.lambdas.append(set(args))
+        scope.lambda_aliases.append(local)
         try:
             body = self.expr(node["expr"], scope)
         finally:
             scope.lambdas.pop()
+            scope.lambda_aliases.pop()
         head = quote(args[0]) if len(args) == 1 else "(" + ", ".join(map(quote, args)) + ")"
         return Value(f"{head} -> {body.sql}", body.type)
 
@@ -567,6 +579,10 @@ class Printer:
         path: list[Any] = []
         while node.get("node") in ("ArrayAccess", "TupleAccess"):
             if node["node"] == "TupleAccess":
+                if node["index"] == 0:
+                    raise HogQLError.at(
+                        node, "SQL indexes start from one, not from zero. E.g: array.1"
+                    )
                 path.insert(0, int(node["index"]))
                 node = node["tuple"]
             else:
@@ -698,7 +714,14 @@ class Printer:
 
     def field(self, node: dict[str, Any], scope: Scope) -> Value:
         chain = list(node["chain"])
+        _check_identifiers(node, chain)
         first = str(chain[0])
+        if (
+            len(chain) == 1
+            and first not in scope.expanding
+            and any(first in local for local in scope.lambda_aliases)
+        ):
+            return Value(quote(first), Type())
         if scope.is_lambda_arg(first) or first in scope.array_joined:
             return self._rest(
                 Value(quote(first), scope.array_joined.get(first, Type())), chain[1:], node
@@ -824,6 +847,12 @@ class Printer:
         self, column: str, path: list[Any], definitions: dict[str, str], node: dict[str, Any]
     ) -> Value:
         """A property read as PostHog reads its JSON: missing or JSON null is NULL, text else."""
+        if str(path[0]).startswith("$virt_"):
+            # PostHog computes these (traffic type, channel...); a NULL here would be a silent lie
+            raise HogQLError.at(
+                node,
+                f"PostHog's computed property `{path[0]}` is not emulated by the local server.",
+            )
         call = self.out.call
         keys = []
         for key in path:
@@ -853,6 +882,39 @@ class Printer:
 
     def _window(self, spec: dict[str, Any], scope: Scope) -> str:
         return _calls.window_spec(self, spec, scope)
+
+
+def _aliases_in(node: Any, found: dict[str, dict[str, Any]]) -> None:
+    """The aliases made in an expression, not inside its subqueries or lambdas (their own)."""
+    if isinstance(node, dict):
+        kind = node.get("node")
+        if kind in ("SelectQuery", "SelectSetQuery", "Lambda"):
+            return
+        if kind == "Alias":
+            _check_identifiers(node, [node["alias"]])
+            found.setdefault(str(node["alias"]), node["expr"])
+        for value in node.values():
+            _aliases_in(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _aliases_in(value, found)
+
+
+def _has_query(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("node") in ("SelectQuery", "SelectSetQuery") or any(
+            _has_query(v) for v in node.values()
+        )
+    return isinstance(node, list) and any(_has_query(v) for v in node)
+
+
+def _check_identifiers(node: dict[str, Any], names: list[Any]) -> None:
+    for name in names:
+        if isinstance(name, str) and "%" in name:
+            raise HogQLError.at(
+                node,
+                f'The HogQL identifier "{name}" is not permitted as it contains the "%" character',
+            )
 
 
 def _fold(op: str, left: Any, right: Any) -> bool | None:

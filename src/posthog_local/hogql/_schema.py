@@ -150,7 +150,8 @@ def _build() -> dict[str, SchemaTable]:
         {
             "properties": Properties("properties", "properties", EVENT_PROPERTIES),
             "person_mode": Expression("person_mode", "'full'"),
-            **{f"$group_{i}": Expression(f"$group_{i}", "''") for i in range(5)},
+            **{f"$group_{i}": Expression(f"$group_{i}", "''") for i in range(1, 5)},
+            **{f"group_{i}": Join(f"group_{i}", "groups", f"$group_{i}", "key") for i in range(5)},
             "elements_chain_href": Expression(
                 "elements_chain_href", 'extract(elements_chain, \'(?::|")href="(.*?)"\')'
             ),
@@ -225,6 +226,13 @@ def _build() -> dict[str, SchemaTable]:
     persons = _stored_fields(TABLES["persons"])
     persons["properties"] = Properties("properties", "properties", PERSON_PROPERTIES)
     persons["pdi"] = Join("pdi", "person_distinct_ids", "id", "person_id")
+    persons["$virt_initial_channel_type"] = Expression(
+        "$virt_initial_channel_type",
+        "multiIf(properties.$initial_utm_source = 'google', 'Organic Search', "
+        "properties.$initial_utm_source IN ('twitter', 'linkedin'), 'Organic Social', "
+        "properties.$initial_utm_source = 'newsletter', 'Email', "
+        "properties.$initial_utm_source = 'producthunt', 'Referral', 'Direct')",
+    )
     tables["persons"] = SchemaTable(
         "persons",
         "persons",
@@ -248,6 +256,15 @@ def _build() -> dict[str, SchemaTable]:
                 for part in ("campaign", "medium", "term", "content")
             },
             "$last_external_click_url": Expression("$last_external_click_url", "NULL"),
+            **{
+                f"$entry_{click}": Expression(f"$entry_{click}", "NULL")
+                for click in ("gclid", "gad_source", "fbclid")
+            },
+            "$page_screen_autocapture_count_up_to": Expression(
+                "$page_screen_autocapture_count_up_to",
+                "$pageview_count + $screen_count + $autocapture_count",
+                "integer",
+            ),
         }
     )
     stored_sessions = tuple(c.name for c in TABLES["sessions"].columns)

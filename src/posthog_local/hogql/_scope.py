@@ -63,6 +63,7 @@ class Scope:
     lazy: dict[str, str] = field(default_factory=dict)
     ctes: dict[str, Cte] = field(default_factory=dict)
     lambdas: list[set[str]] = field(default_factory=list)
+    lambda_aliases: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     array_joined: dict[str, Type] = field(default_factory=dict)
     join_on: bool = False
     aggregates: list[str] = field(default_factory=list)

@@ -59,6 +59,7 @@ def answer(message: dict[str, Any]) -> dict[str, Any]:
         "params": compiled.params,
         "hogql": compiled.hogql,
         "limit": compiled.limit,
+        "columns": compiled.columns,
         "tables": compiled.tables,
     }
 
