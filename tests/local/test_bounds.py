@@ -179,3 +179,23 @@ async def test_a_query_over_the_memory_limit_is_posthogs_504(narrow_query: Any) 
     assert response.status_code == 504
     assert response.json()["code"] == "memory_limit_exceeded"
     assert (await narrow_query("SELECT 1")).status_code == 200
+
+
+async def test_a_funnel_udf_walking_past_the_time_limit_stops_and_frees_its_session(
+    narrow_query: Any,
+) -> None:
+    # 20,000 open entry periods, then 20,000 events each of which looks at every period: far
+    # more than 3 s of Python, which ClickHouse cannot cancel between rows by itself
+    uuid = "toUUID('00000000-0000-0000-0000-000000000001')"
+    entries = f"arrayMap(i -> (toFloat(i), _toUInt64(i), {uuid}, '', [1]), range(1, 20001))"
+    lasts = f"arrayMap(i -> (toFloat(i), _toUInt64(0), {uuid}, '', [3]), range(20001, 40001))"
+    slow = await narrow_query(
+        "SELECT length(aggregate_funnel_trends(1, 3, 3, 1000000000, 'first_touch', 'ordered',"
+        f" [''], arrayConcat({entries}, {lasts})))"
+    )
+    assert slow.status_code == 504, slow.json()
+    assert slow.json()["code"] == "query_timeout"
+    with anyio.fail_after(10):  # the one engine session is free again, not held by the walk
+        while (quick := await narrow_query("SELECT 1")).status_code == 429:  # noqa: ASYNC110 - polls the server
+            await anyio.sleep(0.2)
+    assert quick.status_code == 200

@@ -38,8 +38,6 @@ NOT_EMULATED = {
     "hogql_functions-025": "convertCurrency(): PostHog's exchange-rate tables are not in the demo",
     "hogql_functions-026": "convertCurrency(): PostHog's exchange-rate tables are not in the demo",
     "errors-025": "convertCurrency(): PostHog's exchange-rate tables are not in the demo",
-    "insight_sql-014": "aggregate_funnel_array(): PostHog's funnel UDF (a binary on its servers)",
-    "insight_sql-015": "aggregate_funnel_trends(): PostHog's funnel UDF (a binary on its servers)",
     "hogql_functions-029": "isLikelyBot(): PostHog's bot classifier is not rebuilt",
     "hogql_functions-030": "getBotName(): PostHog's bot classifier is not rebuilt",
     "hogql_functions-031": "$virt_traffic_type: PostHog's computed properties (refused, not NULL)",

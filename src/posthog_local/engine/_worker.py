@@ -26,6 +26,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._wire import WireError, read_message, write_message
+from . import _funnels
 from ._settings import DATABASE, EngineLimits, session_settings, write_config
 
 __all__ = ["main", "run"]
@@ -37,6 +38,7 @@ _ERROR = re.compile(
 )
 
 
+_PYTHON_ERROR = re.compile(r"raised an exception at row \d+: (\w+Error): ([^\n]*)")
 _MAX_ERROR_CHARS = 2_000
 
 
@@ -63,6 +65,7 @@ class Worker:
         config = write_config(self.folder, limits)
         # The first session starts the embedded server; its config (users, memory) holds for all.
         self.admin: Any = self._new_session(f":memory:?config-file={config}")
+        _funnels.register(limits.timeout)  # PostHog's funnel UDFs, as Python functions
 
     def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
         with self.lock:
@@ -259,13 +262,18 @@ def _translate(exc: Exception) -> dict[str, Any]:
     code_name = ""
     if match:
         text, code_name = match.group(2), match.group(3) or ""
+        raised = _PYTHON_ERROR.search(text)
+        if raised:  # one of our Python functions refused: its message, not its traceback
+            text = raised.group(2)
+            if raised.group(1) == "FunnelTimeoutError":
+                code_name = "TIMEOUT_EXCEEDED"
         # ClickHouse nests "Code: N. DB::Exception:" when it re-throws
         text = re.sub(r"Code: \d+\. DB::(?:Errno)?Exception: ", "", text)
     text = text.split(" In scope ")[0].split("Stack trace")[0]
     text = text.replace(f"{DATABASE}.", "")
     text = re.sub(r"/\* phd:\d+ \*/ ?", "", text)
     text = re.sub(r"(?:/[\w.\-]+){2,}", "<path>", text)  # never echo file system paths
-    text = re.sub(r"\s*\(version [^)]*\)", "", text).strip().rstrip(".") + "."
+    text = re.sub(r"\s*\(version [^)]*\)", "", text).strip().rstrip(".:").rstrip() + "."
     if len(text) > _MAX_ERROR_CHARS:  # a 9 MB message once ended the server's reader
         text = text[:_MAX_ERROR_CHARS] + "... (cut)."
     return {"error": text, "code": code_name}

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from . import _demo_objects, _functions
+from . import _demo_objects, _functions, _funnels
 from ._errors import HogQLError
 from ._parse import parse_expr
 from ._schema import Type
@@ -631,4 +631,5 @@ _SPECIAL = {
     "toFloatOrDefault": _float_or_default,
     "recordingButton": _recording_button,
     "_caseWithExpression": _case_with_expression,
+    **dict.fromkeys(_funnels.FUNNELS, _funnels.funnel),
 }
