@@ -155,6 +155,10 @@ def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
         text=True,
         env=env,
     ) as process:
+        errors: list[str] = []  # drained, so a chatty server never blocks on a full pipe
+        assert process.stderr is not None
+        stderr = process.stderr
+        threading.Thread(target=lambda: errors.extend(stderr), daemon=True).start()
         try:
             exports = _read_exports(process)
             assert set(exports) == {"POSTHOG_HOST", "POSTHOG_API_KEY", "POSTHOG_PROJECT_ID"}
@@ -163,7 +167,8 @@ def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
             checked = _run("objects", env=exports)
             assert checked.returncode == 0, checked.stderr
             process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=30) == 0
+            assert process.wait(timeout=30) == 0, "".join(errors)[-2000:]
+            assert "Traceback" not in "".join(errors)
         finally:
             process.kill()
 

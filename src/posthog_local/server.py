@@ -39,6 +39,10 @@ class LocalServer:
         self._state: ServerState | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        # Set when uvicorn's thread has ended. Waited on instead of Thread.join: a join that a
+        # Ctrl-C interrupted can later return while the thread still runs (CPython), and the
+        # socket must not be closed under a uvicorn that is still shutting down.
+        self._finished = threading.Event()
         self._socket: socket.socket | None = None
         self._port = 0
 
@@ -101,8 +105,12 @@ class LocalServer:
         server = uvicorn.Server(config)
         state.drop_connection = lambda scope: _abort_connection(server, scope)
         started = threading.Event()
+        self._finished = finished = threading.Event()
         thread = threading.Thread(
-            target=_serve, args=(server, sock, started), name="posthog-local-server", daemon=True
+            target=_serve,
+            args=(server, sock, started, finished),
+            name="posthog-local-server",
+            daemon=True,
         )
         self._state, self._server, self._socket, self._thread = state, server, sock, thread
         thread.start()
@@ -115,10 +123,9 @@ class LocalServer:
         """Stop uvicorn, join its thread and release the engine (idempotent)."""
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
+        ended = self._thread is None or self._finished.wait(timeout=10)
+        if self._socket is not None and ended:
+            self._socket.close()  # else the daemon thread still uses it; it ends with us
         if self._state is not None:
             self._state.close()
         self._server = self._thread = self._socket = None
@@ -134,8 +141,8 @@ class LocalServer:
         try:
             if on_ready is not None:
                 on_ready(self)
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
+            while self._thread is not None and not self._finished.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
         finally:
@@ -174,8 +181,14 @@ class LocalServer:
         return self._state
 
 
-def _serve(server: uvicorn.Server, sock: socket.socket, started: threading.Event) -> None:
-    """Thread body: run uvicorn on the bound socket, flagging ``started`` once it listens."""
+def _serve(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    started: threading.Event,
+    finished: threading.Event,
+) -> None:
+    """Thread body: run uvicorn on the bound socket, flagging ``started`` once it listens and
+    ``finished`` when it has stopped (or failed)."""
 
     async def run() -> None:
         async def announce() -> None:
@@ -188,7 +201,10 @@ def _serve(server: uvicorn.Server, sock: socket.socket, started: threading.Event
             group.start_soon(announce)
             await server.serve(sockets=[sock])
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    finally:
+        finished.set()
 
 
 def _abort_connection(server: uvicorn.Server, scope: dict[str, Any]) -> None:
