@@ -29,7 +29,6 @@ NOT_EMULATED = {
     "properties-014": "group types by name (`organization.properties.x`): no group type mapping",
     "properties-015": "group types by name (`organization.properties.x`): no group type mapping",
     "hogql_functions-001": "getTrafficType(): PostHog's user-agent classifier is not rebuilt",
-    "hogql_functions-002": "dict literals inside HogQLX tags",
     "placeholders-012": "placeholders holding Hog code ({variables.foo ? ...}): no HogVM here",
     "placeholders-013": "placeholders holding Hog code (sql(...)): no HogVM here",
     "syntax-001": "HTML text inside HogQLX tags: hogql-parser 1.3 (newest on PyPI) cannot parse it",
@@ -41,9 +40,6 @@ NOT_EMULATED = {
     "hogql_functions-029": "isLikelyBot(): PostHog's bot classifier is not rebuilt",
     "hogql_functions-030": "getBotName(): PostHog's bot classifier is not rebuilt",
     "hogql_functions-031": "$virt_traffic_type: PostHog's computed properties (refused, not NULL)",
-    "placeholders-016": "{filters.interval(...)}: placeholders holding Hog code, no HogVM here",
-    "placeholders-017": "{filters.breakdown(...)}: placeholders holding Hog code, no HogVM here",
-    "placeholders-024": "{filters} with a group property filter: no group types in the demo",
     "syntax-032": "a HogQLX tag as a table (<HogQLQuery ... />)",
 }
 

@@ -199,7 +199,8 @@ async def test_empty_filters_are_true_and_filters_narrow(client: httpx.AsyncClie
 
 async def test_filters_on_a_table_without_a_time_column_say_so(client: httpx.AsyncClient) -> None:
     response = await post(
-        client, {"kind": "HogQLQuery", "query": "SELECT count() FROM persons WHERE {filters}"}
+        client,
+        {"kind": "HogQLQuery", "query": "SELECT count() FROM person_distinct_ids WHERE {filters}"},
     )
     assert response.status_code == 400
     assert "does not select from the events, sessions" in response.json()["detail"]
@@ -252,6 +253,10 @@ async def test_errors_use_posthogs_wording(hogql: Any) -> None:
         "SELECT person.chipotle FROM events": "Field not found: chipotle",
         "SELECT 1 FROM nowhere": "Unknown table `nowhere`.",
         "SELECT [1, 2][0]": "SQL indexes start from one, not from zero. E.g: array[1]",
+        "SELECT arrayReduce('array_agg', [1, 2])": "Invalid parametric function in "
+        "'arrayReduce', 'array_agg' is not supported.",
+        "SELECT arrayReduce('SUM', [1, 2])": "Invalid parametric function in 'arrayReduce', "
+        "'SUM' is not supported.",
     }
     for query, message in cases.items():
         response = await hogql(query)
@@ -305,3 +310,32 @@ async def test_the_schema_lists_what_queries_can_use(client: httpx.AsyncClient, 
     assert schema["sessions"]["fields"]["duration"]["type"] == "integer"
     for name in ("elements_chain_texts", "person_mode", "$group_0"):
         assert (await hogql(f"SELECT {name} FROM events LIMIT 1")).status_code == 200
+
+
+async def test_string_search_and_ip_functions_from_posthogs_list(hogql: Any) -> None:
+    response = await hogql(
+        "SELECT arrayReduce('uniqMap', [map('a', 1), map('a', 2)]), "
+        "multiSearchAnyCaseInsensitive('Hello World', ['WORLD']), "
+        "hasTokenCaseInsensitive('Hello World', 'hello'), "
+        "IPv4NumToString(toIPv4('10.0.0.1')), isIPv6String('::1')"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["results"] == [[{"a": 2}, 1, 1, "10.0.0.1", 1]]
+
+
+async def test_posthog_functions_that_need_posthogs_own_data_are_refused_with_the_reason(
+    hogql: Any,
+) -> None:
+    for query in (
+        "SELECT getTrafficType('Mozilla/5.0')",
+        "SELECT lookupDomainType('google.com')",
+        "SELECT __preview_getTrafficType('x')",
+    ):
+        response = await hogql(query)
+        assert response.status_code == 400, query
+        assert "the local server does not emulate" in response.json()["detail"]
+    typed = await hogql(
+        "SELECT toDate(min(timestamp)) = toDate(min(toString(timestamp))) FROM events"
+    )
+    assert typed.status_code == 200, typed.json()
+    assert typed.json()["results"] == [[1]]

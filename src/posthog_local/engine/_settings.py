@@ -63,6 +63,7 @@ def session_settings(limits: EngineLimits) -> list[str]:
         "implicit_select = 0",
         "allow_introspection_functions = 0",
         "session_timezone = 'UTC'",
+        "transform_null_in = 1",  # PostHog's: NULL IN (NULL) is 1, NULL NOT IN ('a') is 1
         "readonly = 1",  # last: after it no setting can change, not even by us
     ]
 

@@ -10,15 +10,14 @@ printed SQL reaches the engine; the query text never does.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from ..guard import UnsafeSQLError, check_engine_sql
-from ..params import ParameterError, parameter
 from ._errors import HogQLError
-from ._filters import compare, const, datetime_node, filters_expr, parse_date
+from ._filters import const
 from ._parse import parse_expr, parse_select
+from ._placeholders import Placeholders
 from ._printer import DATABASE, Printer
 from ._scope import Output, Scope
 from ._text import text
@@ -70,7 +69,7 @@ def compile_query(
     tree = parse_select(query)
     if tree.get("node") not in ("SelectQuery", "SelectSetQuery"):
         raise HogQLError.at(tree, "The query must be a SELECT (or a UNION of them).")
-    tree = _Placeholders(values, filters, variables, now).fill(tree)
+    tree = Placeholders(values, filters, variables, now).fill(tree)
     _refuse_offsets(tree)
     limit = _apply_limits(tree)
     output = Output()
@@ -126,140 +125,12 @@ def _apply_limits(tree: dict[str, Any]) -> int | None:
 
 def _cap(select: dict[str, Any]) -> None:
     limit = select["limit"]
+    if select.get("limit_percent"):
+        return  # as PostHog: a percentage is not capped (the engine's row limit still holds)
     if limit.get("node") == "Constant" and isinstance(limit.get("value"), int):
         select["limit"] = {**limit, "value": min(int(limit["value"]), MAX_LIMIT)}
     else:
         select["limit"] = {"node": "Call", "name": "min2", "args": [const(MAX_LIMIT), limit]}
-
-
-class _Placeholders:
-    """``{name}`` from values, ``{filters}``, ``{filters.dateRange.from|to}``, ``{variables.x}``."""
-
-    def __init__(self, values: Any, filters: Any, variables: Any, now: dt.datetime | None) -> None:
-        if values is not None and not isinstance(values, dict):
-            raise HogQLError("`values` must be an object of placeholder names to values.")
-        self.values = values or {}
-        self.filters = filters
-        self.variables = variables if isinstance(variables, dict) else {}
-        self.now = now or dt.datetime.now(dt.UTC)
-        self.tables: list[str | None] = []
-
-    def fill(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [self.fill(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        kind = node.get("node")
-        if kind == "Placeholder":
-            return self._value(node)
-        if kind == "CompareOperation" and self._missing_bound(node):
-            return compare("==", const(True), const(True))
-        if kind == "SelectQuery":
-            self.tables.append(_first_table(node))
-            try:
-                return {key: self.fill(value) for key, value in node.items()}
-            finally:
-                self.tables.pop()
-        return {key: self.fill(value) for key, value in node.items()}
-
-    def _missing_bound(self, node: dict[str, Any]) -> bool:
-        for side in (node.get("left"), node.get("right")):
-            chain = _placeholder_chain(side)
-            if chain and chain[:2] == ["filters", "dateRange"] and self._bound(chain) is None:
-                return True
-        return False
-
-    def _bound(self, chain: list[str]) -> str | None:
-        if len(chain) != 3 or chain[2] not in ("from", "to"):
-            return None
-        filters = self.filters if isinstance(self.filters, dict) else {}
-        date_range = filters.get("dateRange") or {}
-        value = date_range.get("date_from" if chain[2] == "from" else "date_to")
-        return None if value in (None, "", "all") else str(value)
-
-    def _value(self, node: dict[str, Any]) -> dict[str, Any]:
-        chain = _placeholder_chain(node)
-        span: dict[str, Any] = {k: node[k] for k in ("start", "end") if k in node}
-        if chain is None:
-            raise HogQLError.at(
-                node,
-                "This placeholder holds a Hog expression, which the local server does not "
-                "evaluate; pass the value in `values` and write {name}.",
-            )
-        if chain == ["filters"]:
-            table = self.tables[-1] if self.tables else None
-            return {**filters_expr(self.filters, table, self.now), **span}
-        if chain[0] == "filters":
-            bound = self._bound(chain)
-            if bound is None and chain[1:2] == ["dateRange"] and chain[2:] in (["from"], ["to"]):
-                name = ".".join(chain)
-                raise HogQLError.at(
-                    node,
-                    f"The `{{{name}}}` placeholder must be used directly in a comparison (e.g. "
-                    f"`timestamp > {{{name}}}`), not nested inside a function call, when the "
-                    "date range is not set.",
-                )
-            if bound is None:
-                raise HogQLError.at(
-                    node,
-                    f"Unsupported filters placeholder `{{{'.'.join(chain)}}}`. Supported filters "
-                    "placeholders are: `{filters}`, `{filters.dateRange.from}`, "
-                    "`{filters.dateRange.to}`.",
-                )
-            return {**datetime_node(parse_date(bound, self.now)), **span}
-        if chain[0] == "variables" and len(chain) == 2:
-            return {**const(self._variable(chain[1], node)), **span}
-        name = ".".join(chain)
-        if len(chain) == 1 and name in self.values:
-            value = self.values[name]
-            if value is not None:
-                try:
-                    parameter(value)
-                except ParameterError as exc:
-                    raise HogQLError.at(
-                        node, f"Unsupported value for placeholder {{{name}}}: {exc}."
-                    ) from None
-            return {**const(value), **span}
-        available = ", ".join(sorted(self.values)) or "none"
-        raise HogQLError.at(
-            node,
-            f"Placeholder {{{name}}} is not available in this context. You can use the "
-            f"following: {available}",
-        )
-
-    def _variable(self, code_name: str, node: dict[str, Any]) -> Any:
-        """From the request's ``variables`` (by ``code_name``), or from ``values["variables"]``,
-        which PostHog's runner also offers to placeholders."""
-        known: dict[str, Any] = {}
-        for variable in self.variables.values():
-            if isinstance(variable, dict) and isinstance(variable.get("code_name"), str):
-                value = None if variable.get("isNull") else variable.get("value")
-                known[variable["code_name"]] = value
-        extra = self.values.get("variables")
-        if isinstance(extra, dict):
-            known = {**extra, **known}
-        if code_name in known:
-            return known[code_name]
-        close = difflib.get_close_matches(code_name, list(known), n=1, cutoff=0.6)
-        hint = f". Did you mean: {close[0]}?" if close else ""
-        raise HogQLError.at(node, f"Variable {code_name} is missing from query{hint}")
-
-
-def _placeholder_chain(node: Any) -> list[str] | None:
-    if not isinstance(node, dict) or node.get("node") != "Placeholder":
-        return None
-    expr = node.get("expr") or {}
-    if expr.get("node") != "Field":
-        return None
-    return [str(part) for part in expr["chain"]]
-
-
-def _first_table(select: dict[str, Any]) -> str | None:
-    source = select.get("select_from")
-    table = source.get("table") if isinstance(source, dict) else None
-    if isinstance(table, dict) and table.get("node") == "Field":
-        return ".".join(str(part) for part in table["chain"])
-    return None
 
 
 def _check_expression(
@@ -270,7 +141,7 @@ def _check_expression(
         raise HogQLError(f"Unsupported language {language!r}: use hogQL or hogQLExpr.")
     tree = parse_select("SELECT 1 FROM events")
     tree["select"] = [parse_expr(query)]
-    tree = _Placeholders(values, filters, variables, None).fill(tree)
+    tree = Placeholders(values, filters, variables, None).fill(tree)
     output = Output()
     Printer(output).select(tree, Scope())
     return output.tables

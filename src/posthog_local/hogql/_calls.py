@@ -98,15 +98,23 @@ def call(printer: Printer, node: dict[str, Any], scope: Scope) -> Value:
     if special is not None:
         return special(printer, node, args, scope)
     function = _functions.lookup(name)
+    if function is None and (name in _NOT_EMULATED or name.startswith("__preview_")):
+        raise HogQLError.at(
+            node,
+            f"'{name}(...)' is a PostHog function the local server does not emulate: it needs "
+            "PostHog's own lookup tables or classifiers. Run this query against PostHog.",
+        )
     if function is None:
         hint = _functions.suggestion(name)
         more = f" Perhaps you meant '{hint}(...)'?" if hint else ""
         raise HogQLError.at(node, f"Unsupported function call '{name}(...)'.{more}")
     _check_arity(node, function, len(args), len(node.get("params") or []))
-    if node.get("filter_expr") is not None:
-        raise HogQLError.at(node, "FILTER (WHERE ...) is not supported; use the -If combinator.")
+    if node.get("filter_expr") is not None and not function.aggregate:
+        raise HogQLError.at(
+            node, f"FILTER (WHERE ...) applies to aggregations, and '{name}' is not one."
+        )
     if function.template is not None:
-        return _template(printer, function.template, args, scope)
+        return _template(printer, name, function.template, args, scope)
     return _print_call(printer, node, function, args, scope)
 
 
@@ -177,8 +185,21 @@ def _print_call(
     head = printer.out.word(name) + (f"({', '.join(params)})" if params else "")
     distinct = printer.out.word("DISTINCT") + " " if node.get("distinct") else ""
     sql = f"{head}({distinct}{', '.join(p.sql for p in printed)})"
+    if node.get("filter_expr") is not None:  # rows are filtered before they are aggregated
+        condition = printer.expr(node["filter_expr"], scope).sql
+        sql += f" {printer.out.word('FILTER')} ({printer.out.word('WHERE')} {condition})"
     nullable = function.name not in _NON_NULL_AGGREGATES and any(p.type.nullable for p in printed)
-    return Value(sql, Type(_TYPE_OF.get(function.name, "unknown"), nullable))
+    kind = _TYPE_OF.get(function.name, "unknown")
+    if function.name in _FIRST_ARGUMENT_TYPE and printed:  # min(timestamp) is a datetime
+        kind = printed[0].type.kind
+    return Value(sql, Type(kind, nullable))
+
+
+_FIRST_ARGUMENT_TYPE = frozenset(
+    f"{name}{suffix}"
+    for name in ("min", "max", "any", "anyLast", "anyHeavy", "argMin", "argMax")
+    for suffix in ("", "If", "OrNull")
+)
 
 
 @cache
@@ -186,7 +207,12 @@ def _template_ast(template: str) -> dict[str, Any]:
     return parse_expr(re.sub(r"\{(\d+)\}", r"{__arg\1}", template))
 
 
-def _template(printer: Printer, template: str, args: list[dict[str, Any]], scope: Scope) -> Value:
+_MAX_MACRO_DEPTH = 8  # PostHog's: templates inside templates repeat their arguments
+
+
+def _template(
+    printer: Printer, name: str, template: str, args: list[dict[str, Any]], scope: Scope
+) -> Value:
     """A function PostHog defines as HogQL over its arguments: parsed, filled in, printed."""
 
     def fill(node: Any) -> Any:
@@ -199,7 +225,15 @@ def _template(printer: Printer, template: str, args: list[dict[str, Any]], scope
             return [fill(v) for v in node]
         return node
 
-    return printer.expr(fill(_template_ast(template)), scope)
+    printer.macro_depth += 1
+    try:
+        if printer.macro_depth > _MAX_MACRO_DEPTH:
+            raise HogQLError(
+                f"Function '{name}' exceeded maximum placeholder macro depth of {_MAX_MACRO_DEPTH}."
+            )
+        return printer.expr(fill(_template_ast(template)), scope)
+    finally:
+        printer.macro_depth -= 1
 
 
 # -- PostHog's special printings --------------------------------------------------------------
@@ -415,23 +449,49 @@ def _array_reduce(
     if len(args) < 2:
         raise HogQLError.at(node, "Missing arguments in function 'arrayReduce'")
     first = args[0]
-    if first.get("node") != "Constant" or not isinstance(first.get("value"), str):
-        raise HogQLError.at(
-            first, "Expected constant string as first arg in function 'arrayReduce'"
-        )
-    function = _functions.lookup(first["value"])
-    if (
-        function is None
-        or not function.aggregate
-        or function.template
-        or function.clickhouse is None
-    ):
+    if first.get("node") != "Constant":
         raise HogQLError.at(
             first,
-            f"Invalid parametric function in 'arrayReduce', '{first['value']}' is not supported.",
+            "Expected constant string as first arg in function 'arrayReduce', "
+            f"got {first.get('node')}",
+        )
+    if not isinstance(first.get("value"), str):
+        kind = _CONSTANT_TYPES.get(type(first.get("value")), "UnknownType")
+        raise HogQLError.at(
+            first,
+            "Expected constant string as first arg in function 'arrayReduce', "
+            f"got {kind} '{first.get('value')}'",
+        )
+    name = first["value"]
+    if name not in _PARAMETRIC:  # exact case, as PostHog compares
+        raise HogQLError.at(
+            first, f"Invalid parametric function in 'arrayReduce', '{name}' is not supported."
         )
     rest = [printer.expr(a, scope).sql for a in args[1:]]
-    return Value(printer.out.call("arrayReduce", f"'{function.clickhouse}'", *rest), Type())
+    return Value(printer.out.call("arrayReduce", f"'{name}'", *rest), Type())
+
+
+# PostHog functions that read PostHog's own tables or classifiers (channel and domain lookups,
+# exchange rates, bot and traffic detection, survey helpers): refused with the reason
+_NOT_EMULATED = frozenset(
+    (
+        *("getTrafficType", "getTrafficCategory", "isLikelyBot", "getBotName", "getBotType"),
+        *("lookupDomainType", "lookupPaidSourceType", "lookupPaidMediumType"),
+        *("lookupOrganicSourceType", "lookupOrganicMediumType", "convertCurrency"),
+        *("getSurveyResponse", "uniqueSurveySubmissionsFilter", "hogql_lookupDomainType"),
+    )
+)
+
+
+# PostHog's HOGQL_PERMITTED_PARAMETRIC_FUNCTIONS: the aggregates ``arrayReduce`` may name
+_PARAMETRIC = frozenset(
+    (
+        *("count", "countMap", "countMapState", "sum", "sumMap", "sumMapState"),
+        *("min", "minMap", "minMapState", "max", "maxMap", "maxMapState"),
+        *("avg", "avgState", "avgMap", "avgMapState", "median"),
+        *("uniq", "uniqState", "uniqMap", "uniqMapState"),
+    )
+)
 
 
 def _matches_action(
@@ -456,6 +516,14 @@ def in_cohort(
     negated = op.startswith("not")
     return printer.compare("not in" if negated else "in", left, cohort.members(), scope)
 
+
+_CONSTANT_TYPES = {
+    bool: "BooleanType",
+    int: "IntegerType",
+    float: "FloatType",
+    type(None): "UnknownType",
+    list: "ArrayType",
+}
 
 _CASTS_POSTGRES = {
     "int": "toInt64",
@@ -630,6 +698,7 @@ _SPECIAL = {
     "matchesAction": _matches_action,
     "toFloatOrDefault": _float_or_default,
     "recordingButton": _recording_button,
+    "recording_button": _recording_button,
     "_caseWithExpression": _case_with_expression,
     **dict.fromkeys(_funnels.FUNNELS, _funnels.funnel),
 }

@@ -57,6 +57,7 @@ class Printer:
         self.out = output
         self.database = database
         self._subqueries = 0
+        self.macro_depth = 0  # templates being printed inside templates (PostHog allows 8)
         self.names: dict[int, list[str]] = {}
         """Column names of each printed select list (by the list's id), PostHog's way."""
 
@@ -102,6 +103,16 @@ class Printer:
         for item in node.get("subsequent_select_queries") or []:
             operator = str(item.get("set_operator") or "")
             words = operator.split()
+            if operator in ("INTERSECT ALL", "EXCEPT ALL"):
+                raise HogQLError.at(
+                    item, f"{operator} is not supported in the 'clickhouse' dialect"
+                )
+            if "NAME" in words:
+                raise HogQLError.at(
+                    item,
+                    f"{operator} is not supported by the local server's ClickHouse; name the "
+                    "columns in the same order in each SELECT instead.",
+                )
             if not words or any(
                 w not in ("UNION", "ALL", "DISTINCT", "INTERSECT", "EXCEPT") for w in words
             ):
@@ -121,6 +132,7 @@ class Printer:
         ClickHouse does with a CTE anyway); a WITH expression is an alias."""
         for cte in ctes or []:
             name = str(cte["name"])
+            _check_cte(cte)
             if cte.get("cte_type") == "column":
                 scope.ctes[name] = Cte(name, {}, expr=cte["expr"])
                 continue
@@ -191,7 +203,14 @@ class Printer:
                 if source.columns is not None
                 else list(source.table.asterisk if source.table else [])
             )
-            out += [(name, self._on_source(source, [name], node, scope)) for name in names]
+            shown = {old: new for new, old in source.renames.items()}
+            out += [
+                (
+                    shown.get(name, name),
+                    self._on_source(source, [shown.get(name, name)], node, scope),
+                )
+                for name in names
+            ]
         return out
 
     def _clauses(self, node: dict[str, Any], scope: Scope) -> list[str]:
@@ -200,7 +219,7 @@ class Printer:
         for key, keyword in (("prewhere", "PREWHERE"), ("where", "WHERE")):
             if node.get(key) is not None:
                 parts.append(f"{w(keyword)} {self.expr(node[key], scope).sql}")
-        if node.get("group_by"):
+        if node.get("group_by") or node.get("group_by_mode") == "all":
             parts.append(self._group_by(node, scope))
         if node.get("having") is not None:
             parts.append(f"{w('HAVING')} {self.expr(node['having'], scope).sql}")
@@ -220,6 +239,8 @@ class Printer:
             )
         if node.get("order_by"):
             parts.append(f"{w('ORDER')} {w('BY')} " + self._order(node["order_by"], scope))
+        if node.get("interpolate") is not None:
+            parts.append(self._interpolate(node["interpolate"], scope))
         if node.get("limit_by"):
             limit_by = node["limit_by"]
             exprs = ", ".join(self.expr(e, scope).sql for e in limit_by["exprs"])
@@ -228,8 +249,43 @@ class Printer:
             )
         if node.get("limit") is not None:
             ties = f" {w('WITH')} {w('TIES')}" if node.get("limit_with_ties") else ""
-            parts.append(f"{w('LIMIT')} {self._limit_value(node['limit'], scope)}{ties}")
+            limit = (
+                self._limit_percent(node["limit"])
+                if node.get("limit_percent")
+                else self._limit_value(node["limit"], scope)
+            )
+            parts.append(f"{w('LIMIT')} {limit}{ties}")
         return parts
+
+    @staticmethod
+    def _limit_percent(node: dict[str, Any]) -> str:
+        """``LIMIT 40 %``: ClickHouse's fractional LIMIT (0.4 of the rows), as PostHog prints."""
+        value = node.get("value")
+        if node.get("node") != "Constant" or isinstance(value, bool):
+            raise HogQLError.at(
+                node, "LIMIT percent with expressions is not supported in clickhouse dialect"
+            )
+        if not isinstance(value, int | float) or not 0 < value <= 100:
+            raise HogQLError.at(node, "LIMIT percent must be a number above 0 and at most 100.")
+        return repr(value / 100)
+
+    def _interpolate(self, items: list[dict[str, Any]], scope: Scope) -> str:
+        """``INTERPOLATE (c AS c + 1)`` after ``ORDER BY ... WITH FILL``."""
+        word = self.out.word("INTERPOLATE")
+        if not items:
+            return word
+        printed = []
+        for item in items:
+            target, value = item.get("expr") or {}, item.get("value")
+            if target.get("node") == "Alias" and value is None:  # `c AS c` read as an alias
+                target, value = {"node": "Field", "chain": [target["alias"]]}, target["expr"]
+            if target.get("node") != "Field" or len(target["chain"]) != 1:
+                raise HogQLError.at(item, "INTERPOLATE takes column names: INTERPOLATE (c AS c).")
+            sql = quote(str(target["chain"][0]))
+            if value is not None:
+                sql += f" {self.out.word('AS')} {self.expr(value, scope).sql}"
+            printed.append(sql)
+        return f"{word} ({', '.join(printed)})"
 
     def _limit_value(self, node: dict[str, Any], scope: Scope) -> str:
         if node.get("node") == "Constant" and isinstance(node.get("value"), int):
@@ -238,7 +294,7 @@ class Printer:
 
     def _group_by(self, node: dict[str, Any], scope: Scope) -> str:
         w = self.out.word
-        exprs = ", ".join(self._grouping(e, scope) for e in node["group_by"])
+        exprs = ", ".join(self._grouping(e, scope) for e in node.get("group_by") or [])
         mode = str(node.get("group_by_mode") or "").lower()
         if mode in ("rollup", "cube"):
             return f"{w('GROUP')} {w('BY')} {w(mode.upper())}({exprs})"
@@ -246,6 +302,8 @@ class Printer:
             return f"{w('GROUP')} {w('BY')} {exprs} {w('WITH')} {w('TOTALS')}"
         if mode in ("", "none"):
             return f"{w('GROUP')} {w('BY')} {exprs}"
+        if mode == "all":
+            return f"{w('GROUP')} {w('BY')} {w('ALL')}"
         if mode == "grouping_sets":
             return f"{w('GROUP')} {w('BY')} {w('GROUPING')} {w('SETS')} ({exprs})"
         raise HogQLError.at(node, f"Unsupported GROUP BY mode {mode!r}.")
@@ -263,8 +321,22 @@ class Printer:
             order = str(item.get("order") or "ASC").upper()
             if order not in ("ASC", "DESC"):
                 raise HogQLError.at(item, f"Unsupported order {order!r}.")
-            printed.append(f"{self.expr(item['expr'], scope).sql} {self.out.word(order)}")
+            sql = f"{self.expr(item['expr'], scope).sql} {self.out.word(order)}"
+            fill = item.get("with_fill")
+            if fill is not None:
+                sql += " " + self._with_fill(fill, scope)
+            printed.append(sql)
         return ", ".join(printed)
+
+    def _with_fill(self, fill: dict[str, Any], scope: Scope) -> str:
+        w = self.out.word
+        parts = [f"{w('WITH')} {w('FILL')}"]
+        for key, word in (("from_value", "FROM"), ("to_value", "TO"), ("step_value", "STEP")):
+            if fill.get(key) is not None:
+                parts.append(f"{w(word)} {self.expr(fill[key], scope).sql}")
+        if fill.get("staleness_value") is not None:
+            parts.append(f"{w('STALENESS')} {self.expr(fill['staleness_value'], scope).sql}")
+        return " ".join(parts)
 
     def _array_join(self, node: dict[str, Any], scope: Scope) -> str:
         items = node.get("array_join_list")
@@ -337,8 +409,7 @@ class Printer:
             raise HogQLError.at(
                 join, "The FINAL keyword is not supported in HogQL as it causes slow queries"
             )
-        if join.get("column_aliases"):
-            raise HogQLError.at(join, "Column aliases on a table are not supported.")
+        renames: list[str] = [str(name) for name in join.get("column_aliases") or []]
         alias = join.get("alias")
         kind = table.get("node")
         if kind in ("SelectQuery", "SelectSetQuery"):
@@ -346,6 +417,8 @@ class Printer:
             if alias is None:
                 self._subqueries += 1
                 alias = f"__subquery_{self._subqueries}"
+            if renames:
+                sql, columns = self._renamed(sql, columns, renames, join)
             self._register(scope, Source(str(alias), columns=columns, scope=scope))
             return f"({sql}) {self.out.word('AS')} {quote(alias)}"
         if kind == "HogQLXTag":
@@ -372,11 +445,45 @@ class Printer:
         alias = str(alias or name)
         if name not in self.out.tables:
             self.out.tables.append(name)
-        self._register(scope, Source(alias, table=spec, scope=scope))
+        stored = list(spec.asterisk)
+        if len(renames) > len(stored):
+            raise HogQLError.at(
+                join,
+                f"Table '{name}' has {len(stored)} column(s) but {len(renames)} column name(s) "
+                "were provided",
+            )
+        mapping = dict(zip(renames, stored, strict=False))
+        self._register(scope, Source(alias, table=spec, scope=scope, renames=mapping))
         return f"{quote(self.database)}.{quote(spec.stored)} {self.out.word('AS')} {quote(alias)}"
+
+    def _renamed(
+        self, sql: str, columns: dict[str, Type], names: list[str], join: dict[str, Any]
+    ) -> tuple[str, dict[str, Type]]:
+        """``(SELECT 1 AS x) AS s (a)``: the subquery's first columns under the new names."""
+        if len(names) > len(columns):
+            raise HogQLError.at(
+                join,
+                f"The subquery has {len(columns)} column(s) but {len(names)} column name(s) "
+                "were provided",
+            )
+        old = list(columns)
+        new_names = names + old[len(names) :]
+        if len(set(new_names)) != len(new_names):
+            raise HogQLError.at(join, "Column names given to a subquery must be unique.")
+        self._subqueries += 1
+        inner = f"__subquery_{self._subqueries}"
+        picked = ", ".join(
+            f"{quote(inner)}.{quote(o)} {self.out.word('AS')} {quote(n)}"
+            for o, n in zip(old, new_names, strict=True)
+        )
+        renamed = f"{self.out.word('SELECT')} {picked} {self.out.word('FROM')} ({sql}) "
+        renamed += f"{self.out.word('AS')} {quote(inner)}"
+        return renamed, {n: columns[o] for o, n in zip(old, new_names, strict=True)}
 
     def _table_function(self, name: str, join: dict[str, Any], alias: str, scope: Scope) -> str:
         args = join["table_args"]
+        if name in ("range", "generate_series"):
+            raise HogQLError.at(join, f"{name}() is not supported in ClickHouse dialect")
         if name != "numbers":
             if _schema.table(name) is not None:
                 raise HogQLError.at(join, f"Table '{name}' does not accept arguments")
@@ -457,6 +564,15 @@ class Printer:
             return _calls.hogqlx_tag(self, node, scope)
         if kind == "TypeCast":
             return _calls.type_cast(self, node, scope)
+        if kind == "TryCast":
+            raise HogQLError.at(node, "TRY_CAST is not allowed in clickhouse dialect")
+        if kind == "ArraySlice":
+            return self._slice(node, scope)
+        if kind == "Dict":
+            tagged = ["'__hx_tag'", "'__hx_obj'"]
+            for key, value in node.get("items") or []:
+                tagged += [self.expr(key, scope).sql, self.expr(value, scope).sql]
+            return Value(self.out.call("tuple", *tagged), Type("tuple", False))
         if kind == "ExprCall":
             raise HogQLError.at(
                 node, "You can only call simple functions in HogQL, not expressions"
@@ -536,6 +652,16 @@ class Printer:
         if any(v.type.nullable for v in values) and not scope.join_on:
             sql = self.out.call("ifNull", sql, "0")
         return Value(sql, NOT_NULL)
+
+    def _slice(self, node: dict[str, Any], scope: Scope) -> Value:
+        """``arr[2:4]``: ``arraySlice(arr, 2, 4 - 2 + 1)``, both ends included, as PostHog."""
+        array = self.expr(node["array"], scope).sql
+        start = self.expr(node["start_expr"], scope).sql if node.get("start_expr") else "1"
+        if node.get("end_expr") is None:
+            return Value(self.out.call("arraySlice", array, start), Type("array", False))
+        end = self.expr(node["end_expr"], scope).sql
+        length = self.out.call("plus", self.out.call("minus", end, start), "1")
+        return Value(self.out.call("arraySlice", array, start, length), Type("array", False))
 
     def _lambda(self, node: dict[str, Any], scope: Scope) -> Value:
         args = [str(a) for a in node.get("args") or []]
@@ -701,9 +827,12 @@ class Printer:
             "global in": ["GLOBAL", "IN"],
             "global not in": ["GLOBAL", "NOT", "IN"],
         }[op]
-        return Value(
-            f"({left.sql} {' '.join(self.out.word(w) for w in words)} {right.sql})", NOT_NULL
-        )
+        sql = f"({left.sql} {' '.join(self.out.word(w) for w in words)} {right.sql})"
+        if "not" in op and left.type.nullable and not scope.join_on:
+            # the engine runs with transform_null_in = 1 as PostHog's does; a NULL left side of
+            # NOT IN is then true, and PostHog's printer also wraps it so (ifNull(..., 1))
+            sql = self.out.call("ifNull", sql, "1")
+        return Value(sql, NOT_NULL)
 
     def _is_value_field(self, node: dict[str, Any], scope: Scope) -> bool:
         """Whether a bare name on the right of IN is a value (an alias), not a table."""
@@ -755,6 +884,9 @@ class Printer:
             raise HogQLError.at(node, f"Ambiguous query. Found multiple sources for field: {first}")
         if found:
             return self._on_source(found[0], chain, node, scope)
+        cte_named = scope.cte(first)
+        if cte_named is not None and cte_named.expr is not None:
+            raise HogQLError.at(node, f"Cannot access fields on CTE {first} yet")
         raise HogQLError.at(node, f"Unable to resolve field: {first}")
 
     @staticmethod
@@ -768,6 +900,10 @@ class Printer:
 
     @staticmethod
     def _has_field(source: Source, name: str) -> bool:
+        if name in source.renames:
+            return True
+        if name in source.renames.values():
+            return False
         if source.columns is not None:
             return name in source.columns
         return source.table is not None and name in source.table.fields
@@ -776,6 +912,12 @@ class Printer:
         self, source: Source, chain: list[Any], node: dict[str, Any], scope: Scope
     ) -> Value:
         name = str(chain[0])
+        if source.renames:
+            if name in source.renames:
+                name = source.renames[name]
+            elif name in source.renames.values():
+                raise HogQLError.at(node, f"Field not found: {name}")
+            source = Source(source.alias, source.table, source.columns, source.scope)
         rest = chain[1:]
         qualified = f"{quote(source.alias)}.{quote(name)}"
         if source.columns is not None:
@@ -937,3 +1079,17 @@ def _fold(op: str, left: Any, right: Any) -> bool | None:
         ">=": left >= right,
     }
     return outcomes[op]
+
+
+def _check_cte(cte: dict[str, Any]) -> None:
+    """WITH forms PostHog refuses in its ClickHouse dialect."""
+    if cte.get("materialized") is not None:
+        raise HogQLError.at(
+            cte, "CTE materialization hints are not supported in the 'clickhouse' dialect"
+        )
+    if cte.get("using_key") is not None:
+        raise HogQLError.at(cte, "CTE USING KEY is not supported in the 'clickhouse' dialect")
+    if cte.get("recursive"):
+        raise HogQLError.at(cte, "Recursive CTEs are only supported in PostgreSQL dialect")
+    if cte.get("cte_type") == "subquery" and cte.get("columns") is not None:
+        raise HogQLError.at(cte, "CTE column name lists are not supported in this dialect")

@@ -39,6 +39,8 @@ class Source:
     table: SchemaTable | None = None
     columns: dict[str, Type] | None = None
     scope: Scope | None = None  # the SELECT whose FROM holds it (lazy joins attach there)
+    renames: dict[str, str] = field(default_factory=dict)
+    """``FROM events AS e (a, b)``: new name -> the column it renames (whose old name is gone)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,14 @@ COMPARE_FUNCTIONS = {
     "=~*": "imatch",
     "!~*": "notIMatch",
 }
+_TYPE_CASTS = {  # PostHog's HogQL printer writes `x::int` as the conversion it means
+    **dict.fromkeys(("int", "integer"), "toInt64"),
+    **dict.fromkeys(("float", "double", "double precision", "real"), "toFloat64"),
+    **dict.fromkeys(("text", "varchar", "char", "string"), "toString"),
+    **dict.fromkeys(("boolean", "bool"), "toBoolean"),
+    "date": "toDate",
+    **dict.fromkeys(("datetime", "timestamp", "timestamptz"), "toDateTime"),
+}
 _ARITHMETIC = {"+": "plus", "-": "minus", "*": "multiply", "/": "divide", "%": "modulo"}
 _PLAIN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
@@ -109,7 +117,9 @@ def text(node: Any) -> str:  # noqa: PLR0912 - one branch per node kind reads be
     if kind == "Call":
         params = node.get("params")
         head = f"{node['name']}({', '.join(text(p) for p in params)})" if params else node["name"]
-        args = ", ".join(text(a) for a in node.get("args") or [])
+        args = ", ".join(
+            "*" if a.get("chain") == ["*"] else text(a) for a in node.get("args") or []
+        )
         return f"{head}({'DISTINCT ' if node.get('distinct') else ''}{args})"
     if kind == "CompareOperation":
         op = node["op"]
@@ -146,6 +156,27 @@ def text(node: Any) -> str:  # noqa: PLR0912 - one branch per node kind reads be
         return f"{node['name']}({args}) OVER {over}"
     if kind == "Placeholder":
         return "{" + text(node["expr"]) + "}"
+    if kind == "TypeCast":
+        function = _TYPE_CASTS.get(str(node.get("type_name")).lower(), "CAST")
+        return f"{function}({text(node['expr'])})"
+    if kind == "ArraySlice":
+        start = text(node["start_expr"]) if node.get("start_expr") else ""
+        end = text(node["end_expr"]) if node.get("end_expr") else ""
+        return f"{text(node['array'])}[{start}:{end}]"
+    if kind == "Dict":
+        pairs = ", ".join(f"{text(k)}, {text(v)}" for k, v in node.get("items") or [])
+        return f"tuple('__hx_tag', '__hx_obj'{', ' if pairs else ''}{pairs})"
+    if kind == "HogQLXTag":
+        parts = ["'__hx_tag'", constant(str(node.get("kind")))]
+        for attribute in node.get("attributes") or []:
+            value = attribute["value"]
+            shown = (
+                "tuple(" + ", ".join(text(v) for v in value) + ")"
+                if isinstance(value, list)
+                else text(value)
+            )
+            parts += [constant(str(attribute["name"])), shown]
+        return f"tuple({', '.join(parts)})"
     if kind in ("SelectQuery", "SelectSetQuery"):
         return _query(node)
     return f"<{kind}>"
