@@ -40,8 +40,11 @@ def validate() -> Any:
 def compile_here(node: dict[str, Any]) -> None:
     """Compile a HogQLQuery node in this process too, so coverage sees the compiler (the server
     compiles in a sandboxed process). Only for the known, benign queries of the HogQL tests:
-    hostile input is what the compiler's process isolation is for. The HTTP answer is what
+    hostile input (deep nesting crashes PostHog's parser) is what the compiler's process
+    isolation is for, so the shared `hogql` fixture never does this. The HTTP answer is what
     the tests assert; a refusal here is expected wherever the server refuses."""
+    if node.get("kind") != "HogQLQuery":
+        return
     with contextlib.suppress(HogQLError):
         compile_query(
             node["query"],
@@ -59,7 +62,6 @@ def hogql(client: httpx.AsyncClient) -> Any:
         node: dict[str, Any] = {"kind": "HogQLQuery", "query": query}
         if values is not None:
             node["values"] = values
-        compile_here(node)
         return await client.post("/api/projects/1/query/", json={"query": node})
 
     return post

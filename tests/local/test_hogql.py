@@ -9,7 +9,23 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.local.conftest import compile_here
+
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+def hogql(client: httpx.AsyncClient) -> Any:
+    """POST a HogQLQuery (with optional values); compiled in this process too, for coverage
+    (these queries are benign: never hand the shared fixture hostile ones)."""
+
+    async def send(query: str, values: dict[str, Any] | None = None) -> httpx.Response:
+        node: dict[str, Any] = {"kind": "HogQLQuery", "query": query}
+        if values is not None:
+            node["values"] = values
+        return await post(client, node)
+
+    return send
 
 
 async def rows(hogql: Any, query: str, values: dict[str, Any] | None = None) -> Any:
@@ -19,6 +35,7 @@ async def rows(hogql: Any, query: str, values: dict[str, Any] | None = None) -> 
 
 
 async def post(client: httpx.AsyncClient, node: dict[str, Any]) -> httpx.Response:
+    compile_here(node)
     return await client.post("/api/projects/1/query/", json={"query": node})
 
 
