@@ -178,8 +178,8 @@ def _text_match(target: Node, operator: str, values: list[Any], value: Any) -> N
             return or_(*(call("ifNull", f, const(False)) for f in found))
         return and_(*(call("ifNull", call("not", f), const(True)) for f in found))
     if len(values) > 1:  # PostHog's one search for many needles
-        found = call("multiSearchAnyCaseInsensitive", text, const([str(v) for v in values]))
-        return compare(">" if positive else "==", found, const(0))
+        searched = call("multiSearchAnyCaseInsensitive", text, const([str(v) for v in values]))
+        return compare(">" if positive else "==", searched, const(0))
     needle = values[0] if values else value  # an empty list is searched as its text, '[]'
     return compare("ilike" if positive else "not ilike", text, const(f"%{_text_of(needle)}%"))
 
