@@ -36,6 +36,7 @@ from .engine import (
 )
 from .hogql import HogQLError
 from .hogql._schema import expression_fields
+from .jobs import ASYNC_MODES, Job, Jobs, valid_query_id
 from .limits import ConcurrencyGate, SlidingWindowThrottle
 from .options import ServerOptions, generate_api_key
 
@@ -80,8 +81,8 @@ async def _read_body(request: Request) -> bytes | Response:
     return b"".join(chunks)
 
 
-async def _query_node(request: Request) -> dict[str, Any] | Response:
-    """The body's `query` object, or the 400 PostHog gives for a body without one."""
+async def _query_body(request: Request) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+    """The body and its `query` object, or the 400 PostHog gives for a body without one."""
     raw = await _read_body(request)
     if isinstance(raw, Response):
         return raw
@@ -98,7 +99,8 @@ async def _query_node(request: Request) -> dict[str, Any] | Response:
             '"query": "SELECT 1"}}.',
             "required",
         )
-    return node
+    assert isinstance(body, dict)
+    return body, node
 
 
 def _validation(detail: str, code: str = "invalid_input") -> Response:
@@ -134,6 +136,7 @@ class ServerState:
             else None
         )
         self.drop_connection: Callable[[dict[str, Any]], None] | None = None
+        self.jobs = Jobs()
         self._load_lock = anyio.Lock()
         self.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -189,6 +192,16 @@ def build_app(options: ServerOptions | None = None, state: ServerState | None = 
             Route(prefix + "/", api.guarded(api.project, query=False), methods=["GET"]),
             Route(prefix + "/query/", api.guarded(api.query, query=True), methods=["POST"]),
             Route(prefix + "/query/{kind}/", api.guarded(api.query, query=True), methods=["POST"]),
+            Route(
+                prefix + "/query/{query_id}/",
+                api.guarded(api.query_status, query=False),
+                methods=["GET"],
+            ),
+            Route(
+                prefix + "/query/{query_id}/",
+                api.guarded(api.cancel, query=False),
+                methods=["DELETE"],
+            ),
             Route(prefix + "/event_definitions/", api.guarded(api.event_definitions, query=False)),
             Route(
                 prefix + "/property_definitions/",
@@ -217,6 +230,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Runner = Callable[[str, Any, "int | None", float], Awaitable["QueryOutput | None"]]
 
 
 class Api:
@@ -288,10 +302,13 @@ class Api:
             return await handler(request)
         if not gate.enter():
             return _concurrency_limited(gate.limit)
+        # A query started in async mode takes the slot over and gives it back when it ends.
+        request.state.release_slot = gate.leave
         try:
             return await handler(request)
         finally:
-            gate.leave()
+            if request.state.release_slot is not None:
+                gate.leave()
 
     # -- handlers ------------------------------------------------------------------------------
 
@@ -321,9 +338,10 @@ class Api:
 
     async def query(self, request: Request) -> Response:
         """``POST .../query/``: HogQLQuery and DatabaseSchemaQuery."""
-        node = await _query_node(request)
-        if isinstance(node, Response):
-            return node
+        read = await _query_body(request)
+        if isinstance(read, Response):
+            return read
+        body, node = read
         kind = node.get("kind")
         path_kind = request.path_params.get("kind")
         if path_kind is not None and path_kind != kind:
@@ -343,7 +361,78 @@ class Api:
         message = {key: node.get(key) for key in ("query", "values", "filters", "variables")}
         if kind == "HogQLMetadata":
             return await self._metadata({**message, "language": node.get("language")})
-        return await self._hogql(request, message)
+        query_id = body.get("client_query_id")
+        if query_id is None:
+            query_id = secrets.token_hex(16)
+        elif not valid_query_id(query_id):
+            return _validation(
+                "client_query_id must be 1-128 letters, digits, '-' or '_'.", "invalid_input"
+            )
+        if self.state.jobs.running(query_id):
+            return _validation(f"A query with client_query_id {query_id!r} is already running.")
+        refresh = body.get("refresh")
+        if refresh in ASYNC_MODES or (refresh is None and body.get("async") is True):
+            return self._start(request, message, query_id)
+        return await self._blocking(request, message, query_id)
+
+    @property
+    def _team_id(self) -> int:
+        pid = self.state.options.project_id
+        return int(pid) if pid.isdigit() else 0
+
+    async def _blocking(self, request: Request, message: dict[str, Any], query_id: str) -> Response:
+        job = self.state.jobs.register(query_id, self._team_id)
+
+        async def run(sql: str, params: Any, limit: int | None, deadline: float) -> Any:
+            engine = self.state.engine
+            return await _run_until_disconnect(request, engine, sql, params, limit, deadline)
+
+        try:
+            with job.scope:
+                return await self._answer(message, run)
+            return _error(  # DELETE .../query/{id}/ cancelled it
+                400, "validation_error", "query_cancelled", "The query was cancelled."
+            )
+        finally:
+            self.state.jobs.forget(job)
+
+    def _start(self, request: Request, message: dict[str, Any], query_id: str) -> Response:
+        """Async mode: run in the background, answer 202 with the query's status at once."""
+        release = getattr(request.state, "release_slot", None)
+        request.state.release_slot = None  # the job gives the concurrency slot back
+
+        async def work(job: Job) -> None:
+            try:
+
+                async def run(sql: str, params: Any, limit: int | None, deadline: float) -> Any:
+                    return await self.state.engine.run(sql, params, limit, deadline=deadline)
+
+                response = await self._answer(message, run)
+                if response.status_code == 200:
+                    job.finish(result=bytes(response.body))
+                else:
+                    detail = json.loads(bytes(response.body)).get("detail")
+                    job.finish(error=str(detail or f"The query failed ({response.status_code})."))
+            finally:
+                if release is not None:
+                    release()
+
+        job = self.state.jobs.start(query_id, self._team_id, work)
+        return Response(job.body(), status_code=202, media_type="application/json")
+
+    async def query_status(self, request: Request) -> Response:
+        """``GET .../query/{id}/``: 202 while running, 200 with the answer, 400 on error."""
+        job = self.state.jobs.get(str(request.path_params.get("query_id")))
+        if job is None or job.task is None:  # blocking queries are not polled
+            return _error(404, "invalid_request", "not_found", "Not found.")
+        status = 202 if not job.complete else 400 if job.error_message else 200
+        return Response(job.body(), status_code=status, media_type="application/json")
+
+    async def cancel(self, request: Request) -> Response:
+        """``DELETE .../query/{id}/``: stop a running query (200, as PostHog's code answers)."""
+        if not self.state.jobs.cancel(str(request.path_params.get("query_id"))):
+            return _error(404, "invalid_request", "not_found", "Not found.")
+        return JSONResponse({"message": "Query cancelled"})
 
     async def _compile(self, message: dict[str, Any]) -> dict[str, Any] | Response:
         await self.state.ready()
@@ -366,7 +455,7 @@ class Api:
             return answer
         return JSONResponse(answer["metadata"])
 
-    async def _hogql(self, request: Request, message: dict[str, Any]) -> Response:
+    async def _answer(self, message: dict[str, Any], run: Runner) -> Response:
         # The whole answer within 14.5 s: what compiling took comes off the engine's wait.
         deadline = time.monotonic() + ANSWER_SECONDS
         answer = await self._compile({**message, "op": "compile"})
@@ -375,14 +464,7 @@ class Api:
         text = str(message["query"])
         started = time.perf_counter()
         try:
-            output = await _run_until_disconnect(
-                request,
-                self.state.engine,
-                answer["sql"],
-                answer["params"],
-                answer["limit"],
-                deadline,
-            )
+            output = await run(answer["sql"], answer["params"], answer["limit"], deadline)
         except EngineBusy:
             return _concurrency_limited(self.state.options.pool_size)
         except EngineTimeout:
