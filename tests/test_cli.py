@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -93,7 +94,7 @@ def test_bad_values_json_is_a_usage_error(local_env, capsys):
 def test_missing_configuration_exits_2_naming_the_variable(capsys):
     assert main(["objects"]) == 2
     err = capsys.readouterr().err
-    assert "POSTHOG_API_KEY is missing" in err
+    assert "POSTHOG_PERSONAL_API_KEY (or POSTHOG_API_KEY) is missing" in err
     assert "Traceback" not in err
 
 
@@ -145,11 +146,15 @@ def test_query_subprocess_against_the_local_server(local_server):
     assert json.loads(done.stdout)[0]["n"] > 0
 
 
-def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_serve_local_prints_export_lines_and_stops_on_ctrl_c(stop):
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    env["PYTHONFAULTHANDLER"] = "1"
     command = [sys.executable, "-m", "posthog_driver.cli", "serve-local", "--port", "0"]
     with subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
         [*command, "--events", "2000"],
+        # as a shell starts a background job: Ctrl-C must work all the same
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,8 +171,15 @@ def test_serve_local_prints_export_lines_and_stops_on_ctrl_c():
             assert exports["POSTHOG_API_KEY"].startswith("phx_")
             checked = _run("objects", env=exports)
             assert checked.returncode == 0, checked.stderr
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=30) == 0, "".join(errors)[-2000:]
+            process.send_signal(stop)
+            try:
+                code = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+                process.wait(timeout=10)
+                time.sleep(0.5)
+                pytest.fail("serve-local did not stop on Ctrl-C:\n" + "".join(errors)[-6000:])
+            assert code == 0, "".join(errors)[-2000:]
             assert "Traceback" not in "".join(errors)
         finally:
             process.kill()

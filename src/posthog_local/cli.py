@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from typing import Any
 
@@ -133,6 +134,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
+    _stop_on_signals()
     try:
         local.LocalServer(options).serve_forever(on_ready=_print_environment)
     except OSError as exc:
@@ -141,6 +143,18 @@ def run_serve(args: argparse.Namespace) -> int:
             "pick another --port (0 = any free port)."
         ) from None
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the server cleanly. A shell starts background jobs with SIGINT
+    ignored, and Python then never raises KeyboardInterrupt: restore it (this command is a
+    foreground server), and treat SIGTERM (docker, systemd) the same way."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _print_environment(server: Any) -> None:
