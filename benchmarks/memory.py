@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import psutil
 
 from benchmarks.overhead import BODY, HEADERS, QUERY, driver_settings
@@ -40,14 +40,14 @@ def _rss() -> int:
 
 async def _probe(kind: str, url: str, n: int) -> dict[str, Any]:
     query_url = f"{url}/api/projects/{PROJECT}/query/"
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    limits = httpx2.Limits(max_connections=n, max_keepalive_connections=n)
     slots = 3 if kind == "driver-3-slots" else n
     async with (
-        httpx.AsyncClient(limits=limits, timeout=60) as client,
+        httpx2.AsyncClient(limits=limits, timeout=60) as client,
         AsyncDriver(
             driver_settings(url, max_concurrent_queries=slots, max_connections=n)
         ) as driver,
-        httpx.AsyncClient() as control,
+        httpx2.AsyncClient() as control,
     ):
 
         async def call() -> Any:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
+import httpx2
 import requests
 
 from benchmarks.report import Report, Row
@@ -85,10 +85,10 @@ def _figures(latencies: list[float], elapsed: float) -> dict[str, Any]:
 
 async def _async_round(url: str, totals: dict[int, int], flip: bool) -> dict[str, Any]:
     query_url = f"{url}/api/projects/{PROJECT}/query/"
-    limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
+    limits = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
     out: dict[str, Any] = {}
     async with (
-        httpx.AsyncClient(limits=limits, timeout=60) as client,
+        httpx2.AsyncClient(limits=limits, timeout=60) as client,
         AsyncDriver(driver_settings(url)) as driver,
     ):
 
