@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from posthog_driver import DriverSettings
+from posthog_driver import DriverSettings, FieldInfo
 from posthog_driver.integrations.fastapi import PostHogDriver, add_error_handlers, posthog_lifespan
 
 
@@ -31,7 +31,7 @@ class QueryIn(BaseModel):
 
 
 def create_app(
-    settings: DriverSettings | None = None, *, http_client: httpx.AsyncClient | None = None
+    settings: DriverSettings | None = None, *, http_client: httpx2.AsyncClient | None = None
 ) -> FastAPI:
     """The app; `settings` default to the `POSTHOG_*` environment, read at start-up."""
     app = FastAPI(
@@ -49,7 +49,7 @@ def create_app(
         return await driver.list_objects()
 
     @app.get("/objects/{name}/fields")
-    async def fields(name: str, driver: PostHogDriver) -> dict[str, dict[str, Any]]:
+    async def fields(name: str, driver: PostHogDriver) -> dict[str, FieldInfo]:
         return await driver.get_fields(name)
 
     @app.post("/query")

@@ -25,7 +25,7 @@ from posthog_driver import (
 
 async def main() -> None:
     configure_logging(level="WARNING", fmt="console")
-    settings: DriverSettings = DriverSettings()  # POSTHOG_* from the environment or .env
+    settings: DriverSettings = DriverSettings.from_env()  # POSTHOG_* from the environment or .env
     async with AsyncDriver(settings) as driver:
         names: list[str] = await driver.list_objects()
         fields: dict[str, dict[str, Any]] = await driver.get_fields("events")

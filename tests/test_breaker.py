@@ -6,8 +6,8 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from posthog_driver.breaker import BreakerState, CircuitBreaker
-from posthog_driver.errors import (
+from posthog_driver._breaker import BreakerState, CircuitBreaker
+from posthog_driver._errors import (
     CircuitOpenError,
     NotFoundError,
     QueryError,
@@ -112,8 +112,10 @@ async def test_each_default_failure_type_counts(clock: FakeClock, error: Excepti
     assert breaker.state is BreakerState.OPEN
 
 
-async def test_failure_types_can_be_chosen(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(threshold=1, failure_types=(ConnectionError,), clock=clock)
+async def test_what_counts_as_a_failure_can_be_chosen(clock: FakeClock) -> None:
+    breaker = CircuitBreaker(
+        threshold=1, is_failure=lambda exc: isinstance(exc, ConnectionError), clock=clock
+    )
 
     await fail(breaker, ServerError("500", status_code=500))
     assert breaker.state is BreakerState.CLOSED

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 import respx
 
@@ -21,6 +22,7 @@ from posthog_driver import (
     RequestTimeoutError,
     ValidationError,
 )
+from tests import respx2
 from tests.conftest import FAKE_KEY
 from tests.posthog_bodies import (
     EVENT_DEFS_URL,
@@ -69,7 +71,7 @@ def _definitions(mock: respx.MockRouter) -> None:
 
 @pytest.fixture
 def mock() -> Any:
-    with respx.mock(assert_all_called=False) as router:
+    with respx2.mock(assert_all_called=False) as router:
         yield router
 
 
@@ -494,9 +496,12 @@ async def test_an_async_answer_that_never_completes_times_out(mock, make_setting
     mock.get(f"{HOST}/api/projects/{PROJECT}/query/q3/").respond(
         202, json={"detail": "still going"}
     )
-    async with AsyncDriver(make_settings(timeout=0.3)) as driver:
-        with pytest.raises(RequestTimeoutError, match="did not complete"):
-            await driver.query("SELECT 1")
+    cancel = mock.delete(f"{HOST}/api/projects/{PROJECT}/query/q3/")
+    cancel_any = mock.delete(url__regex=rf"{HOST}/api/projects/{PROJECT}/query/\w+/$")
+    async with AsyncDriver(make_settings()) as driver:
+        with pytest.raises(RequestTimeoutError, match=r"deadline of 0\.3 s"):
+            await driver.query("SELECT 1", timeout=0.3)
+    assert cancel.called or cancel_any.called  # PostHog is asked to stop the query
 
 
 async def test_health_check_is_true_on_200(mock, make_settings):
@@ -529,12 +534,22 @@ async def test_execute_falls_back_to_the_sent_hogql_when_posthog_omits_it(mock, 
 
 
 async def test_a_closed_client_gives_a_driver_error_and_a_false_health_check(make_settings):
-    client = httpx.AsyncClient()
+    client = httpx2.AsyncClient()
     await client.aclose()
     async with AsyncDriver(make_settings(), http_client=client) as driver:
         with pytest.raises(DriverError, match="client is closed"):
             await driver.query("SELECT 1")
         assert await driver.health_check() is False
+
+
+def test_a_client_of_another_library_is_refused_with_the_fix(make_settings):
+    with pytest.raises(ConfigError, match=r"http_client must be an httpx2\.AsyncClient"):
+        AsyncDriver(make_settings(), http_client=httpx.AsyncClient())  # type: ignore[arg-type]
+
+
+def test_settings_are_required_and_from_env_is_named(make_settings):
+    with pytest.raises(ConfigError, match=r"AsyncDriver\.from_env\(\)"):
+        AsyncDriver(None)  # type: ignore[arg-type]
 
 
 async def test_a_closed_driver_refuses_work_and_closing_twice_is_fine(make_settings):
@@ -578,7 +593,7 @@ def test_from_env_reads_posthog_variables(monkeypatch):
 
 
 def test_from_env_without_variables_raises_config_error():
-    with pytest.raises(ConfigError, match="POSTHOG_API_KEY is missing"):
+    with pytest.raises(ConfigError, match=r"POSTHOG_API_KEY\) is missing"):
         AsyncDriver.from_env()
 
 

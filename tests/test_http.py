@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import random
 import time
 from typing import Any
 
 import anyio
+import httpcore2
 import httpx
+import httpx2
 import pytest
-import respx
 from structlog.testing import capture_logs
 
 from posthog_driver import (
@@ -28,12 +27,8 @@ from posthog_driver import (
     ServerError,
     TransportError,
 )
-from posthog_driver.http import (
-    USER_AGENT,
-    _retry_delays,
-    parse_retry_after,
-    reclaim_orphaned_connections,
-)
+from posthog_driver._http import USER_AGENT, _retry_delays, parse_retry_after
+from tests import respx2
 from tests.conftest import FAKE_KEY
 from tests.posthog_bodies import PROJECT_URL, QUERY_URL, error_body, hogql_response
 
@@ -42,7 +37,7 @@ OK = hogql_response(["n"], ["UInt64"], [[1]])
 
 @pytest.fixture
 def mock() -> Any:
-    with respx.mock(assert_all_called=False) as router:
+    with respx2.mock(assert_all_called=False) as router:
         yield router
 
 
@@ -214,18 +209,18 @@ def _all_subclasses(cls: type) -> list[type]:
 _HTTPX_ERRORS = sorted(
     {
         c
-        for base in (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
+        for base in (httpx2.HTTPError, httpx2.InvalidURL, httpx2.CookieConflict, httpx2.StreamError)
         for c in [base, *_all_subclasses(base)]
-        if c.__module__.startswith("httpx")
+        if c.__module__.startswith("httpx2")
     },
     key=lambda c: c.__name__,
 )
 
 
 @pytest.mark.parametrize("exc_class", _HTTPX_ERRORS, ids=lambda c: c.__name__)
-async def test_no_httpx_exception_escapes(mock, make_settings, exc_class):
-    def boom(request: httpx.Request) -> httpx.Response:
-        response = httpx.Response(500, request=request)
+async def test_no_httpx_exception_escapes(make_settings, exc_class):
+    def boom(request: httpx2.Request) -> httpx2.Response:
+        response = httpx2.Response(500, request=request)
         for args, kwargs in (
             (("boom",), {"request": request, "response": response}),
             (("boom",), {"request": request}),
@@ -239,8 +234,10 @@ async def test_no_httpx_exception_escapes(mock, make_settings, exc_class):
             raise error
         raise AssertionError(f"cannot build {exc_class}")  # pragma: no cover
 
-    mock.post(QUERY_URL).mock(side_effect=boom)
-    async with AsyncDriver(make_settings(max_retries=1)) as driver:
+    async with (
+        httpx2.AsyncClient(transport=httpx2.MockTransport(boom)) as client,
+        AsyncDriver(make_settings(max_retries=1), http_client=client) as driver,
+    ):
         with pytest.raises(DriverError):
             await driver.query("SELECT 1")
 
@@ -317,11 +314,10 @@ async def test_a_429_pauses_the_whole_bucket_not_only_its_request(mock, make_set
     mock.get(PROJECT_URL).mock(side_effect=answer)
     async with AsyncDriver(make_settings()) as driver, anyio.create_task_group() as group:
         group.start_soon(driver.query, "SELECT 1")
-        limits = driver.pipeline.limits
         with anyio.fail_after(2):
-            while limits.for_endpoint("query").paused_for == 0:  # noqa: ASYNC110 - no event to wait on
+            while driver.status().limits["query"].paused_for == 0:  # noqa: ASYNC110 - no event
                 await anyio.sleep(0.001)
-        assert limits.for_endpoint("api").paused_for == 0
+        assert driver.status().limits["api"].paused_for == 0
         group.start_soon(driver.query, "SELECT 2")
         assert await driver.health_check()  # another bucket: not paused
     throttled_at = arrivals[0][1]
@@ -369,7 +365,7 @@ async def test_no_more_than_max_concurrent_queries_are_in_flight(mock, make_sett
         async with anyio.create_task_group() as group:
             for _ in range(8):
                 group.start_soon(driver.query, "SELECT 1")
-        assert driver.pipeline.query_slots.borrowed_tokens == 0
+        assert driver.status().query_slots_in_use == 0
     assert peak == 2
 
 
@@ -389,26 +385,39 @@ async def test_a_cancelled_query_releases_its_slot_and_is_not_a_breaker_failure(
             group.start_soon(driver.query, "SELECT 1")
             await started.wait()
             group.cancel_scope.cancel()
-        assert driver.pipeline.query_slots.borrowed_tokens == 0
-        assert driver.pipeline.breaker.failures == 0
+        assert driver.status().query_slots_in_use == 0
+        assert driver.status().breakers["query"].failures == 0
         mock.post(QUERY_URL).respond(200, json=OK)
         assert await driver.query("SELECT 1") == [{"n": 1}]
 
 
 async def test_a_client_passed_in_is_used_and_left_open(mock, make_settings):
     mock.post(QUERY_URL).respond(200, json=OK)
-    async with httpx.AsyncClient() as client:
+    sent: list[httpx2.Request] = []
+
+    async def seen(request: httpx2.Request) -> None:
+        sent.append(request)
+
+    async with httpx2.AsyncClient(event_hooks={"request": [seen]}) as client:
         async with AsyncDriver(make_settings(), http_client=client) as driver:
-            assert driver.pipeline.client is client
             await driver.query("SELECT 1")
         assert not client.is_closed
+    assert [r.url.path for r in sent] == ["/api/projects/4242/query/"]
 
 
-async def test_the_driver_closes_the_client_it_made(make_settings):
-    driver = AsyncDriver(make_settings())
-    async with driver:
+async def test_the_driver_closes_the_client_it_made(make_settings, monkeypatch):
+    closed: list[httpx2.AsyncClient] = []
+    close = httpx2.AsyncClient.aclose
+
+    async def recording_close(self: httpx2.AsyncClient) -> None:
+        closed.append(self)
+        await close(self)
+
+    monkeypatch.setattr(httpx2.AsyncClient, "aclose", recording_close)
+    async with AsyncDriver(make_settings()):
         pass
-    assert driver.pipeline.client.is_closed
+    assert len(closed) == 1
+    assert closed[0].is_closed
 
 
 async def test_a_503_with_a_long_retry_after_is_a_breaker_failure_and_not_retried(
@@ -418,7 +427,7 @@ async def test_a_503_with_a_long_retry_after_is_a_breaker_failure_and_not_retrie
     async with AsyncDriver(make_settings(breaker_threshold=1, max_retry_after=10)) as driver:
         with pytest.raises(ServerError) as caught:
             await driver.query("SELECT 1")
-        assert driver.pipeline.breaker.failures == 1
+        assert driver.status().breakers["query"].failures == 1
         with pytest.raises(CircuitOpenError):
             await driver.query("SELECT 1")
     assert route.call_count == 1
@@ -448,7 +457,7 @@ async def test_a_429_longer_than_the_cap_pauses_the_bucket_and_fails_later_calls
     async with AsyncDriver(make_settings(max_retry_after=5)) as driver:
         with pytest.raises(RateLimitError):
             await driver.query("SELECT 1")
-        assert driver.pipeline.limits.for_endpoint("query").paused_for > 590
+        assert driver.status().limits["query"].paused_for > 590
         with pytest.raises(RateLimitError) as caught:
             await driver.query("SELECT 2")
         assert await driver.health_check() is True  # the other bucket is not paused
@@ -470,13 +479,14 @@ async def test_a_retry_after_http_date_is_honoured_through_the_pipeline(mock, ma
 
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000])
 async def test_absurdly_nested_json_gives_a_typed_error(mock, make_settings, body):
-    mock.post(QUERY_URL).respond(200, content=body)
-    mock.get(PROJECT_URL).respond(400, content=body)
+    mock.post(QUERY_URL).mock(
+        side_effect=[httpx.Response(200, content=body), httpx.Response(400, content=body)]
+    )
     async with AsyncDriver(make_settings()) as driver:
         with pytest.raises(DriverError):
             await driver.query("SELECT 1")
         with pytest.raises(QueryError):
-            await driver.pipeline.send("GET", PROJECT_URL, endpoint="api")
+            await driver.query("SELECT 1")
 
 
 async def test_calls_queued_for_a_slot_are_not_sent_once_the_breaker_opened(mock, make_settings):
@@ -502,30 +512,76 @@ async def test_calls_queued_for_a_slot_are_not_sent_once_the_breaker_opened(mock
     assert outcomes.count("CircuitOpenError") == 17
 
 
-async def test_cancellation_storms_leave_no_orphaned_connections(local_server):
-    # encode/httpcore#1093: without reclaiming, half-made connections fill this 2-slot pool
-    # within a few storms and every later request ends in PoolTimeout.
-    settings = DriverSettings(
-        host=local_server.url,
-        api_key=local_server.api_key,
-        project_id=local_server.project_id,
-        max_connections=2,
-        timeout=3,
+class GatedBackend(httpcore2.AsyncNetworkBackend):
+    """Connects for real, but holds every connect (or every read) until the gate opens."""
+
+    def __init__(self, hold: str) -> None:
+        self.hold = hold  # "connect" or "read"
+        self.gate = anyio.Event()
+        self.held = 0
+        self._real = httpcore2.AnyIOBackend()
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore2.AsyncNetworkStream:
+        if self.hold == "connect" and not self.gate.is_set():
+            self.held += 1
+            await self.gate.wait()
+        stream = await self._real.connect_tcp(*args, **kwargs)
+        return GatedStream(stream, self) if self.hold == "read" else stream
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+class GatedStream(httpcore2.AsyncNetworkStream):
+    def __init__(self, stream: httpcore2.AsyncNetworkStream, backend: GatedBackend) -> None:
+        self._stream, self._backend = stream, backend
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if not self._backend.gate.is_set():
+            self._backend.held += 1
+            await self._backend.gate.wait()
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+@pytest.mark.parametrize("hold", ["connect", "read"])
+async def test_a_cancellation_storm_leaves_no_connection_stuck(local_server, hold):
+    # encode/httpcore#1093: with httpcore 1.x, requests cancelled while connecting (or while
+    # waiting for their answer) left connections that no request owned but that still counted
+    # as busy; enough of them and every later request ended in PoolTimeout. httpx2 has the fix.
+    backend = GatedBackend(hold)
+    transport = httpx2.AsyncHTTPTransport()
+    transport._pool = httpcore2.AsyncConnectionPool(  # keep none: every request connects
+        max_connections=2, max_keepalive_connections=0, network_backend=backend
     )
-    rng = random.Random(3)
-    async with AsyncDriver(settings) as driver:
-        for _ in range(12):
-            tasks = [asyncio.create_task(driver.health_check()) for _ in range(30)]
-            for task in tasks:
-                asyncio.get_running_loop().call_later(rng.uniform(0, 0.03), task.cancel)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            assert await driver.health_check() is True
-        pool = driver.pipeline.client._transport._pool  # type: ignore[attr-defined]
-        assert not [c for c in pool.connections if c.info() == "CONNECTING"]
-
-
-async def test_reclaiming_does_nothing_for_a_pool_of_another_shape():
-    class Odd:
-        _transport = object()
-
-    assert await reclaim_orphaned_connections(Odd()) == 0  # type: ignore[arg-type]
+    settings = DriverSettings(
+        host=local_server.url, api_key=local_server.api_key, project_id=local_server.project_id
+    )
+    async with (
+        httpx2.AsyncClient(transport=transport) as client,
+        AsyncDriver(settings, http_client=client) as driver,
+    ):
+        for _ in range(3):
+            backend.gate = anyio.Event()
+            backend.held = 0
+            async with anyio.create_task_group() as group:
+                for _ in range(10):
+                    group.start_soon(driver.health_check)
+                with anyio.fail_after(5):
+                    while backend.held < 2:  # noqa: ASYNC110 - the pool's two slots are held
+                        await anyio.sleep(0.001)
+                group.cancel_scope.cancel()  # every call is blocked: no timing involved
+            backend.gate.set()
+            with anyio.fail_after(10):
+                assert await driver.health_check() is True
+        pool = transport._pool
+        assert all(c.is_idle() or c.is_closed() for c in pool.connections)
+        assert not pool._requests

@@ -7,9 +7,9 @@ import pytest
 
 import posthog_driver
 from posthog_driver import DriverError, QueryResult
-from posthog_driver.cache import TTLCache
-from posthog_driver.catalog import column_fields, property_fields, reference
-from posthog_driver.errors import (
+from posthog_driver._cache import TTLCache
+from posthog_driver._catalog import column_fields, property_fields, reference
+from posthog_driver._errors import (
     AuthenticationError,
     QueryError,
     RateLimitError,
@@ -17,7 +17,7 @@ from posthog_driver.errors import (
     ServerError,
     error_from_response,
 )
-from posthog_driver.results import unique_names
+from posthog_driver._results import unique_names
 
 
 def test_the_public_surface_is_exactly_the_documented_names():
@@ -25,20 +25,26 @@ def test_the_public_surface_is_exactly_the_documented_names():
         [
             "AsyncDriver",
             "AuthenticationError",
+            "BreakerStatus",
             "CircuitOpenError",
             "ConfigError",
             "DriverError",
             "DriverSettings",
+            "DriverStatus",
+            "FieldInfo",
+            "LimitStatus",
             "NotFoundError",
             "PermissionDeniedError",
             "QueryError",
             "QueryResult",
             "RateLimitError",
             "RequestTimeoutError",
+            "Rows",
             "SandboxUnavailableError",
             "ServerError",
             "TransportError",
             "ValidationError",
+            "WindowStatus",
             "__version__",
             "configure_logging",
         ]
@@ -138,6 +144,61 @@ async def test_the_cache_keeps_values_for_their_ttl():
     assert await cache.get("k", load) == 2
     assert await cache.get("k", load, refresh=True) == 3
     assert "keys=1" in repr(cache)
+
+
+async def test_concurrent_callers_of_a_failing_load_share_its_one_failure():
+    cache = TTLCache(60)
+    calls = 0
+
+    async def failing() -> str:
+        nonlocal calls
+        calls += 1
+        await anyio.sleep(0.01)
+        raise ServerError("down")
+
+    outcomes: list[str] = []
+
+    async def one() -> None:
+        try:
+            await cache.get("schema", failing)
+        except ServerError as exc:
+            outcomes.append(str(exc))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(6):
+            group.start_soon(one)
+    assert calls == 1  # not six loads one after another
+    assert outcomes == ["down"] * 6
+
+
+async def test_a_cancelled_loader_hands_the_load_to_a_waiter():
+    cache = TTLCache(60)
+    calls = 0
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        await anyio.sleep(10 if calls == 1 else 0)
+        return f"v{calls}"
+
+    results: list[str] = []
+    loader_scope = anyio.CancelScope()
+
+    async def loader() -> None:
+        with loader_scope:
+            await cache.get("k", load)
+
+    async def waiter() -> None:
+        results.append(await cache.get("k", load))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(loader)
+        await anyio.wait_all_tasks_blocked()  # the first load is under way
+        group.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()  # the waiter joined it
+        loader_scope.cancel()
+    assert results == ["v2"]  # the waiter loaded itself: no CancelledError, no stale value
+    assert calls == 2
 
 
 async def test_concurrent_misses_share_one_load_and_failures_are_not_stored():

@@ -10,12 +10,12 @@ from contextlib import redirect_stderr
 
 import httpx
 import pytest
-import respx
 import structlog
 from structlog.testing import capture_logs
 
 from posthog_driver import AsyncDriver, DriverError, configure_logging
-from posthog_driver.logging import get_logger, redact
+from posthog_driver._logging import get_logger, redact
+from tests import respx2
 from tests.conftest import FAKE_KEY
 from tests.posthog_bodies import EVENT_DEFS_URL, PROJECT_URL, QUERY_URL, error_body
 
@@ -37,7 +37,7 @@ def _scenario_answers(request: httpx.Request) -> httpx.Response:
 
 async def _run_failures(make_settings) -> list[str]:
     texts: list[str] = []
-    with respx.mock(assert_all_called=False) as mock:
+    with respx2.mock(assert_all_called=False) as mock:
         mock.post(QUERY_URL).mock(side_effect=_scenario_answers)
         mock.get(PROJECT_URL).respond(401, json=error_body("authentication_error", "x", "no"))
         mock.get(EVENT_DEFS_URL).respond(403, json=error_body("authentication_error", "y", "no"))
@@ -117,10 +117,10 @@ def test_importing_the_package_configures_nothing():
 
 async def test_unconfigured_breaker_and_bucket_events_never_reach_stdout(make_settings, capsys):
     structlog.reset_defaults()
-    with respx.mock() as mock:
+    with respx2.mock() as mock:
         mock.post(QUERY_URL).respond(503, headers={"Retry-After": "0"})
         async with AsyncDriver(make_settings(max_retries=0, breaker_threshold=1)) as driver:
             with pytest.raises(DriverError):
                 await driver.query("SELECT 1")
-            assert driver.pipeline.breaker.failures == 1
+            assert driver.status().breakers["query"].failures == 1
     assert capsys.readouterr().out == ""

@@ -27,25 +27,66 @@ def test_every_field_has_a_description():
     assert all(field.description for field in DriverSettings.model_fields.values())
 
 
-def test_environment_variables_are_read_with_the_posthog_prefix(monkeypatch):
+def test_from_env_reads_variables_with_the_posthog_prefix(monkeypatch):
     monkeypatch.setenv("POSTHOG_API_KEY", FAKE_KEY)
     monkeypatch.setenv("POSTHOG_PROJECT_ID", "123")
     monkeypatch.setenv("POSTHOG_MAX_RETRIES", "7")
     monkeypatch.setenv("POSTHOG_LOG_FORMAT", "json")
-    settings = DriverSettings()
+    settings = DriverSettings.from_env()
     assert settings.api_key.get_secret_value() == FAKE_KEY
     assert settings.max_retries == 7
     assert settings.log_format == "json"
 
 
-def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path):
+def test_from_env_reads_a_dotenv_file_in_the_working_directory(tmp_path: Path):
     (tmp_path / ".env").write_text(f"POSTHOG_API_KEY={FAKE_KEY}\nPOSTHOG_PROJECT_ID=55\n")
-    assert DriverSettings().project_id == "55"
+    assert DriverSettings.from_env().project_id == "55"
 
 
-def test_arguments_win_over_the_environment(monkeypatch):
+def test_explicit_settings_read_neither_the_environment_nor_dotenv(monkeypatch, tmp_path: Path):
+    # a tenant's key must never go to a host the process environment names
+    monkeypatch.setenv("POSTHOG_HOST", "https://attacker.example")
+    monkeypatch.setenv("POSTHOG_TIMEOUT", "1")
+    (tmp_path / ".env").write_text("POSTHOG_HOST=https://other.example\nPOSTHOG_MAX_RETRIES=9\n")
+    settings = DriverSettings(api_key=FAKE_KEY, project_id="2")
+    assert settings.host == "https://us.posthog.com"
+    assert (settings.timeout, settings.max_retries) == (60.0, 3)
+    with pytest.raises(ConfigError, match=r"project_id \(POSTHOG_PROJECT_ID\) is missing"):
+        DriverSettings(api_key=FAKE_KEY)
+
+
+def test_from_env_takes_overrides_over_the_environment(monkeypatch):
+    monkeypatch.setenv("POSTHOG_API_KEY", FAKE_KEY)
     monkeypatch.setenv("POSTHOG_PROJECT_ID", "1")
-    assert DriverSettings(api_key=FAKE_KEY, project_id="2").project_id == "2"
+    assert DriverSettings.from_env(project_id="2").project_id == "2"
+
+
+def test_the_personal_key_variable_wins_over_the_capture_sdks_variable(monkeypatch):
+    monkeypatch.setenv("POSTHOG_API_KEY", "phc_the_capture_sdks_project_key")
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("POSTHOG_PROJECT_ID", "1")
+    assert DriverSettings.from_env().api_key.get_secret_value() == FAKE_KEY
+    monkeypatch.delenv("POSTHOG_PERSONAL_API_KEY")
+    with pytest.raises(ConfigError) as caught:
+        DriverSettings.from_env()
+    assert "POSTHOG_PERSONAL_API_KEY (or POSTHOG_API_KEY) is a project API key" in str(caught.value)
+    monkeypatch.delenv("POSTHOG_API_KEY")
+    with pytest.raises(ConfigError, match=r"is missing; set it in the environment or in \.env"):
+        DriverSettings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("host", "app"),
+    [
+        ("https://us.i.posthog.com", "https://us.posthog.com"),
+        ("https://eu.i.posthog.com/", "https://eu.posthog.com"),
+    ],
+)
+def test_the_ingestion_host_is_refused_with_the_app_host_named(host, app):
+    with pytest.raises(ConfigError) as caught:
+        DriverSettings(api_key=FAKE_KEY, project_id="1", host=host)
+    assert "ingestion host" in str(caught.value)
+    assert app in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -72,11 +113,11 @@ def test_a_host_without_a_usable_url_is_refused_with_an_example(host):
 @pytest.mark.parametrize(
     ("values", "fragment"),
     [
-        ({}, "POSTHOG_API_KEY is missing"),
-        ({"api_key": FAKE_KEY}, "POSTHOG_PROJECT_ID is missing"),
-        ({"api_key": FAKE_KEY, "project_id": "abc"}, "POSTHOG_PROJECT_ID must be the numeric"),
+        ({}, "api_key (POSTHOG_PERSONAL_API_KEY (or POSTHOG_API_KEY)) is missing"),
+        ({"api_key": FAKE_KEY}, "POSTHOG_PROJECT_ID) is missing"),
+        ({"api_key": FAKE_KEY, "project_id": "abc"}, "POSTHOG_PROJECT_ID) must be the numeric"),
         ({"api_key": FAKE_KEY, "project_id": 1.5}, "POSTHOG_PROJECT_ID"),
-        ({"api_key": "", "project_id": "1"}, "POSTHOG_API_KEY is empty"),
+        ({"api_key": "", "project_id": "1"}, "POSTHOG_API_KEY)) is empty"),
         ({"api_key": "phx_a b", "project_id": "1"}, "whitespace"),
         ({"api_key": "phc_public", "project_id": "1"}, "project API key"),
         ({"api_key": "phx_s\u00e9cret", "project_id": "1"}, "never has"),

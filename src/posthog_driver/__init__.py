@@ -14,8 +14,9 @@ Importing this package reads no environment and configures no logging.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.errors import (
+from posthog_driver._catalog import FieldInfo
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._errors import (
     AuthenticationError,
     CircuitOpenError,
     ConfigError,
@@ -30,9 +31,10 @@ from posthog_driver.errors import (
     TransportError,
     ValidationError,
 )
-from posthog_driver.logging import configure_logging
-from posthog_driver.results import QueryResult
-from posthog_driver.settings import DriverSettings
+from posthog_driver._logging import configure_logging
+from posthog_driver._results import QueryResult, Rows
+from posthog_driver._settings import DriverSettings
+from posthog_driver._status import BreakerStatus, DriverStatus, LimitStatus, WindowStatus
 
 try:
     __version__ = version("posthog-driver")
@@ -42,20 +44,26 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 __all__ = [
     "AsyncDriver",
     "AuthenticationError",
+    "BreakerStatus",
     "CircuitOpenError",
     "ConfigError",
     "DriverError",
     "DriverSettings",
+    "DriverStatus",
+    "FieldInfo",
+    "LimitStatus",
     "NotFoundError",
     "PermissionDeniedError",
     "QueryError",
     "QueryResult",
     "RateLimitError",
     "RequestTimeoutError",
+    "Rows",
     "SandboxUnavailableError",
     "ServerError",
     "TransportError",
     "ValidationError",
+    "WindowStatus",
     "__version__",
     "configure_logging",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -25,9 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from posthog_driver import __version__
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.errors import ConfigError, DriverError
-from posthog_driver.logging import configure_logging
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._errors import ConfigError, DriverError
+from posthog_driver._logging import configure_logging
 
 __all__ = ["main"]
 
@@ -194,7 +194,7 @@ async def _describe(driver: AsyncDriver, args: argparse.Namespace) -> Any:
     return catalog
 
 
-def _print_fields(name: str, fields: dict[str, dict[str, Any]]) -> None:
+def _print_fields(name: str, fields: Mapping[str, Mapping[str, Any]]) -> None:
     console = _console()
     console.print(f"[bold]{escape(name)}[/bold] ({len(fields)} fields)")
     for ref, info in fields.items():

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.syntax import Syntax
 from rich.table import Table
 
-from posthog_driver.driver import AsyncDriver
+from posthog_driver._driver import AsyncDriver
 
 __all__ = ["QUESTIONS", "Question", "funnel_steps", "render_rows", "walkthrough"]
 
@@ -180,8 +180,8 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
     for name, fields in catalog.items():
         summary.add_row(escape(name), str(len(fields)), escape(", ".join(list(fields)[:4])))
     console.print(summary)
-    events = catalog.get("events", {})
-    names = events.get("event", {}).get("values", [])
+    event = catalog.get("events", {}).get("event")
+    names = event.get("values", []) if event is not None else []
     if names:
         console.print(f"Known events ({len(names)}): " + escape(", ".join(names)))
 
@@ -196,7 +196,9 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
         )
         if question.values:
             console.print(f"values = {question.values!r}", markup=False)
-        rows = await driver.query(question.hogql, values=question.values or None)
+        rows: list[dict[str, Any]] = await driver.query(
+            question.hogql, values=question.values or None
+        )
         if question.reshape is not None:
             rows = question.reshape(rows)
         console.print(render_rows(rows))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import structlog
 
@@ -100,31 +100,28 @@ def captured_logs() -> Iterator[list[dict[str, Any]]]:
         yield logs
 
 
-def leaks(driver: AsyncDriver) -> list[str]:
-    """What is not back to idle: query slots, limiter waiters, the probe, pooled connections."""
-    pipeline = driver.pipeline
+def leaks(driver: AsyncDriver, client: httpx2.AsyncClient | None = None) -> list[str]:
+    """What is not back to idle: query slots, limiter waiters, the probe, and (given the
+    driver's `client`) pooled connections still busy or requests stuck in httpx2's pool."""
+    status = driver.status()
     found = []
-    if pipeline.query_slots.borrowed_tokens:
-        found.append(f"{pipeline.query_slots.borrowed_tokens} query slots borrowed")
-    for endpoint in ("query", "api"):
-        if pipeline.limits.for_endpoint(endpoint).waiting:
-            found.append(f"{endpoint} bucket has waiters")
-    if pipeline.breaker.probe_in_flight:
-        found.append("a breaker probe is still in flight")
-    busy = [c for c in _connections(pipeline.client) if not (c.is_idle() or c.is_closed())]
-    if busy:
-        pool = getattr(pipeline.client._transport, "_pool", None)
-        found.append(
-            f"{len(busy)} connections still busy: {[c.info() for c in busy]}; "
-            f"pool requests: {len(getattr(pool, '_requests', []))}"
-        )
+    if status.query_slots_in_use:
+        found.append(f"{status.query_slots_in_use} query slots in use")
+    for endpoint, limit in status.limits.items():
+        if limit.waiting:
+            found.append(f"{endpoint} rate limit has waiters")
+    for endpoint, breaker in status.breakers.items():
+        if breaker.state == "half_open":
+            found.append(f"the {endpoint} breaker is half-open (a probe may be in flight)")
+    if client is not None:
+        # httpx2 keeps its httpcore2 pool on the transport; `connections` is its public view
+        pool = getattr(client._transport, "_pool", None)
+        connections = list(getattr(pool, "connections", []))
+        busy = [c for c in connections if not (c.is_idle() or c.is_closed())]
+        stuck = len(getattr(pool, "_requests", []))
+        if busy or stuck:
+            found.append(f"{len(busy)} connections busy, {stuck} requests in the pool")
     return found
-
-
-def _connections(client: httpx.AsyncClient) -> list[Any]:
-    # httpx keeps its httpcore pool on the transport; `connections` is httpcore's public view.
-    pool = getattr(client._transport, "_pool", None)
-    return list(getattr(pool, "connections", []))
 
 
 def tasks_left() -> list[asyncio.Task[Any]]:

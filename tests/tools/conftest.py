@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import respx
 
 from posthog_driver import AsyncDriver, DriverSettings
+from tests import respx2
 from tests.tools.fake_posthog import FakePostHog, settings
 
 
 @pytest.fixture
 def fake_posthog() -> Iterator[FakePostHog]:
     """A respx-mocked PostHog project (anything else it is asked for fails the test)."""
-    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+    with respx2.mock(assert_all_called=False, assert_all_mocked=True) as router:
         yield FakePostHog(router)
 
 

@@ -153,7 +153,9 @@ async def test_a_rate_limit_says_when_to_retry(fake_posthog: FakePostHog, toolse
     [
         (401, "credentials of this tool were refused"),
         (403, "credentials of this tool were refused"),
-        (500, "PostHog is unavailable right now"),
+        (503, "PostHog is unavailable right now"),
+        (500, "PostHog failed running the HogQL: nope"),
+        (504, "time or memory limit"),
         (408, "took too long"),
         (418, "The PostHog tool failed: PostHog answered 418"),
     ],
@@ -168,7 +170,7 @@ async def test_driver_errors_come_back_as_error_results(
 
 
 async def test_an_open_circuit_says_when_calls_resume(fake_posthog: FakePostHog) -> None:
-    fake_posthog.on_query = lambda node: httpx.Response(500, json={"detail": "down"})
+    fake_posthog.on_query = lambda node: httpx.Response(503, text="<html>down</html>")
     async with AsyncDriver(settings(breaker_threshold=1, breaker_reset_seconds=30)) as driver:
         toolset = Toolset(driver)
         await toolset.call("query", {"query": "SELECT 1"})

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
-import httpx
+import httpx2
 
 try:
     from fastapi import Depends, FastAPI, Request
@@ -46,8 +46,8 @@ except ImportError as exc:
         'The FastAPI integration needs fastapi: pip install "posthog-driver[fastapi]"'
     ) from exc
 
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.errors import (
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._errors import (
     AuthenticationError,
     CircuitOpenError,
     ConfigError,
@@ -61,8 +61,8 @@ from posthog_driver.errors import (
     TransportError,
     ValidationError,
 )
-from posthog_driver.logging import get_logger, redact
-from posthog_driver.settings import DriverSettings
+from posthog_driver._logging import get_logger, redact
+from posthog_driver._settings import DriverSettings
 
 __all__ = [
     "STATE_KEY",
@@ -82,11 +82,11 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]]
 
 
 def posthog_lifespan(
-    settings: DriverSettings | None = None, *, http_client: httpx.AsyncClient | None = None
+    settings: DriverSettings | None = None, *, http_client: httpx2.AsyncClient | None = None
 ) -> Lifespan:
     """A lifespan that opens one driver for the app and closes it at shutdown.
 
-    `settings` default to `DriverSettings()` (read at start-up); `http_client` is passed to
+    `settings` default to `DriverSettings.from_env()` (read at start-up); `http_client` is passed to
     the driver (and then not closed by it). To combine with your own
     lifespan, enter it inside yours and pass its state on:
 
@@ -101,7 +101,7 @@ def posthog_lifespan(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         driver = AsyncDriver(
-            settings if settings is not None else DriverSettings(), http_client=http_client
+            settings if settings is not None else DriverSettings.from_env(), http_client=http_client
         )
         async with driver:
             yield {STATE_KEY: driver}

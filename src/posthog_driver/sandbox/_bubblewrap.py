@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posthog_driver.errors import SandboxUnavailableError
+from posthog_driver._errors import SandboxUnavailableError
 
 _TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's /tmp
 

@@ -10,9 +10,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, Literal
 
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.errors import ConfigError
-from posthog_driver.settings import DriverSettings
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._errors import ConfigError
+from posthog_driver._settings import DriverSettings
 from posthog_driver.tools.toolset import Toolset
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def serve_mcp(*, transport: str = "stdio", host: str = "127.0.0.1", port: int = 
     except ImportError:
         return _fail('mcp needs the mcp extra: pip install "posthog-driver[mcp]"', 2)
     try:
-        settings = DriverSettings()
+        settings = DriverSettings.from_env()
     except ConfigError as exc:
         return _fail(str(exc), 2)
     server = create_mcp_server(settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from posthog_driver.errors import (
+from posthog_driver._errors import (
     AuthenticationError,
     CircuitOpenError,
     DriverError,
@@ -47,6 +47,18 @@ def explain(exc: DriverError) -> str:
 
 def _query(exc: DriverError) -> str:
     detail = exc.detail or exc.message
+    if exc.status_code == 504:
+        return (
+            f"PostHog stopped the query: it hit ClickHouse's time or memory limit ({detail}).\n"
+            "Make it cheaper and call query again: a shorter date range on timestamp, filters "
+            "before joins, aggregates (count, uniq) instead of raw rows, a LIMIT."
+        )
+    if exc.status_code == 500:
+        return (
+            f"PostHog failed running the HogQL: {detail}\n"
+            "Simplify the query (or check its parts with get_fields) and call query again; "
+            "sending it unchanged fails the same way."
+        )
     return (
         f"PostHog rejected the HogQL: {detail}\n"
         "Fix the query and call query again (check names with get_fields; properties are "

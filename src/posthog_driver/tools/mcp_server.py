@@ -30,8 +30,8 @@ except ImportError as exc:
         'The MCP server needs the mcp package (2.x): pip install "posthog-driver[mcp]"'
     ) from exc
 
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.settings import DriverSettings
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._settings import DriverSettings
 from posthog_driver.tools.specs import TOOL_SPECS, ToolSpec
 from posthog_driver.tools.toolset import ToolResult, Toolset
 
@@ -69,14 +69,15 @@ def create_mcp_server(
 ) -> MCPServer[Toolset]:
     """An `MCPServer` serving `list_objects`, `get_fields`, `query` and `describe`.
 
-    `settings` default to `DriverSettings()` (the `POSTHOG_*` environment), read when the
+    `settings` default to `DriverSettings.from_env()` (the `POSTHOG_*` environment), read when the
     server starts, not when it is built. `toolset_factory` builds the toolset around the
     server's driver (e.g. `lambda d: Toolset(d, max_rows=50)`).
     """
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Toolset]) -> AsyncIterator[Toolset]:
-        async with AsyncDriver(settings if settings is not None else DriverSettings()) as driver:
+        chosen = settings if settings is not None else DriverSettings.from_env()
+        async with AsyncDriver(chosen) as driver:
             yield toolset_factory(driver)
 
     return MCPServer(

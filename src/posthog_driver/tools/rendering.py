@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from posthog_driver.results import QueryResult
+from posthog_driver._results import QueryResult
 
 __all__ = [
     "DEFAULT_MAX_CELL_CHARS",

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from posthog_driver.driver import AsyncDriver
-from posthog_driver.errors import DriverError
-from posthog_driver.logging import get_logger, redact
+from posthog_driver._driver import AsyncDriver
+from posthog_driver._errors import DriverError
+from posthog_driver._logging import get_logger, redact
 from posthog_driver.tools import rendering
 from posthog_driver.tools.feedback import UNEXPECTED_ERROR, argument_problems, explain
 from posthog_driver.tools.rendering import RenderLimits

@@ -7,11 +7,11 @@ DriverError                  anything the driver raises on purpose (also: an une
 ├── AuthenticationError      401: the key is missing, wrong or revoked
 ├── PermissionDeniedError    403: the key lacks a scope or access to the project
 ├── NotFoundError            404, or an object name the schema does not have
-├── QueryError               400: HogQL rejected; carries PostHog's `detail` and `code`
+├── QueryError               400 (or a query's own 500/504): HogQL rejected or failed
 ├── RateLimitError           429 we could not wait out; carries `retry_after`
-├── ServerError              5xx
+├── ServerError              5xx that is not the query's own error
 ├── TransportError           the network failed (after retries)
-├── RequestTimeoutError      no answer within the timeout (after retries)
+├── RequestTimeoutError      no answer within the timeout, or the call's deadline passed
 ├── CircuitOpenError         the breaker is open; carries `retry_after`
 └── SandboxUnavailableError  no working sandbox (bubblewrap missing or namespaces refused)
 ```
@@ -43,6 +43,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "error_from_response",
+    "is_outage",
 ]
 
 _EXCERPT_CHARS = 200
@@ -109,7 +110,11 @@ class NotFoundError(DriverError):
 
 
 class QueryError(DriverError):
-    """400: PostHog rejected the HogQL. `detail` is PostHog's message: fix the query and retry."""
+    """PostHog rejected the HogQL (400), or failed running it with its own error body (a 500, or
+    a 504 for ClickHouse's time or memory limit). `detail` is PostHog's message; `status_code`
+    says which. Fix or narrow the query: sending it again unchanged fails the same way, so the
+    driver does not retry it and the circuit breaker does not count it.
+    """
 
 
 class RateLimitError(DriverError):
@@ -123,12 +128,19 @@ class RateLimitError(DriverError):
 class ServerError(DriverError):
     """PostHog answered 5xx after our retries. Usually transient: try again later.
 
-    `retry_after` holds the seconds a 503's `Retry-After` asked for, if it sent one.
+    `retry_after` holds the seconds a 503's `Retry-After` asked for, if it sent one. `outage`
+    is True for what says PostHog (or the way to it) is down: a 502 or 503, or a 5xx without
+    PostHog's own error body (a proxy's page); only those count for the circuit breaker.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+    @property
+    def outage(self) -> bool:
+        """True for a 502/503 or a 5xx without PostHog's error body."""
+        return self.status_code in (502, 503) or self.detail is None
 
 
 class TransportError(DriverError):
@@ -158,6 +170,29 @@ class CircuitOpenError(DriverError):
         self.retry_after = retry_after
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether an attempt's error says PostHog (or the way to it) is down: a network failure,
+    no answer in time, or a `ServerError` that is an `outage`. Only these count for the circuit
+    breaker; a query's own error, a 4xx or a 429 mean PostHog answered."""
+    if isinstance(exc, ServerError):
+        return exc.outage
+    return isinstance(exc, TransportError | RequestTimeoutError)
+
+
+def _query_failure(status_code: int, said: str, common: dict[str, Any]) -> QueryError:
+    if status_code == 504:
+        return QueryError(
+            f"PostHog stopped the query (504: {said}): it hit ClickHouse's time or memory limit. "
+            "Narrow the date range, filter earlier, or aggregate instead of reading raw rows.",
+            **common,
+        )
+    return QueryError(
+        f"PostHog failed running the query (500: {said}). This is usually the query itself: "
+        "simplify it or validate it first; sending it again unchanged fails the same way.",
+        **common,
+    )
+
+
 def _excerpt(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "..."
@@ -171,6 +206,10 @@ def _parse_body(text: str) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     if not isinstance(body, dict):
         return None, None, None
+    status = body.get("query_status")
+    if isinstance(status, dict) and isinstance(status.get("error_message"), str):
+        # an async query's failed status (GET .../query/{id}/ answers 400 with it)
+        return "query_status", "query_error", status["error_message"]
     values = (body.get("type"), body.get("code"), body.get("detail"))
     return tuple(v if isinstance(v, str) else None for v in values)  # type: ignore[return-value]
 
@@ -185,18 +224,22 @@ def _missing_scope(detail: str | None) -> str | None:
 
 
 def error_from_response(
-    status_code: int, text: str, *, retry_after: float | None = None
+    status_code: int, text: str, *, retry_after: float | None = None, query: bool = False
 ) -> DriverError:
     """Map a failed PostHog response (status and body text) to the matching typed error.
 
     Works for PostHog's `{"type","code","detail","attr"}` bodies and for anything else (an HTML
     error page from a proxy, truncated JSON): then the message carries the status and an excerpt.
+    With `query=True` (the answer to a query), a 500 or 504 carrying PostHog's error body is the
+    query's own failure, a `QueryError`, not an outage.
     """
     _type, code, detail = _parse_body(text)
     said = detail if detail is not None else (_excerpt(text) or "(empty body)")
     common: dict[str, Any] = {"status_code": status_code, "code": code, "detail": detail}
     if status_code == 400:
         return QueryError(f"PostHog rejected the query: {said}", **common)
+    if query and detail is not None and status_code in (500, 504):
+        return _query_failure(status_code, said, common)
     if status_code == 401:
         return AuthenticationError(
             f"PostHog did not accept the API key (401: {said}). Check POSTHOG_API_KEY; "

@@ -11,9 +11,32 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from posthog_driver.errors import DriverError
+from posthog_driver._errors import DriverError
 
-__all__ = ["QueryResult", "unique_names"]
+__all__ = ["QueryResult", "Rows", "unique_names"]
+
+
+class Rows(list[dict[str, Any]]):
+    """The rows `query()` returns: a plain list of dicts that also says whether it is whole.
+
+    `has_more` is True when PostHog cut the answer at its default LIMIT of 100 rows: add an
+    explicit LIMIT (up to 50,000) or narrow the query. `columns` are the keys, in order.
+
+    >>> rows = Rows([{"n": 1}], columns=["n"], has_more=False)
+    >>> rows == [{"n": 1}], rows.has_more
+    (True, False)
+    """
+
+    __slots__ = ("columns", "has_more")
+
+    def __init__(self, rows: list[dict[str, Any]], *, columns: list[str], has_more: bool) -> None:
+        super().__init__(rows)
+        self.columns = columns
+        self.has_more = has_more
+
+    def __repr__(self) -> str:
+        more = " has_more=True" if self.has_more else ""
+        return f"Rows({list.__repr__(self)}{more})"
 
 
 def unique_names(columns: list[str]) -> list[str]:
@@ -58,10 +81,12 @@ class QueryResult:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def as_dicts(self) -> list[dict[str, Any]]:
-        """The rows as dicts keyed by column name (repeated names made unique with `_2`...)."""
+    def as_dicts(self) -> Rows:
+        """The rows as dicts keyed by column name (repeated names made unique with `_2`...);
+        a list that also carries `has_more` and `columns`."""
         names = unique_names(self.columns)
-        return [dict(zip(names, row, strict=False)) for row in self.rows]
+        rows = [dict(zip(names, row, strict=False)) for row in self.rows]
+        return Rows(rows, columns=names, has_more=self.has_more)
 
     @classmethod
     def from_response(cls, body: Any) -> QueryResult:

@@ -1,44 +1,62 @@
 """`AsyncDriver`: the three-method contract (`list_objects`, `get_fields`, `query`) and friends.
 
-The driver composes parts and holds little itself: the `RequestPipeline` sends (breaker,
-slots, limits, retries), `TTLCache` keeps schema answers, `catalog` shapes fields and
-`QueryResult` reads answers. Every public method raises only `DriverError` subclasses.
+The driver composes parts and holds little itself: the `RequestPipeline` sends (breakers,
+slots, limits, retries, deadlines), `TTLCache` keeps schema answers, `catalog` shapes fields
+and `QueryResult` reads answers. Every public method takes `timeout=` (seconds for the whole
+call, retries and waits included; `POSTHOG_CALL_TIMEOUT` by default) and raises only
+`DriverError` subclasses. The driver runs on asyncio (see `docs/api.md`: backoff and the
+HTTP stack are asyncio-only).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import difflib
 import enum
 import json
+import math
 import re
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, cast
 
 import anyio
-import httpx
+import httpx2
 
-from posthog_driver import catalog
-from posthog_driver.cache import TTLCache
-from posthog_driver.errors import (
+from posthog_driver import _catalog as catalog
+from posthog_driver._breaker import BreakerState
+from posthog_driver._cache import TTLCache
+from posthog_driver._catalog import FieldInfo
+from posthog_driver._errors import (
+    ConfigError,
     DriverError,
     NotFoundError,
     QueryError,
     RequestTimeoutError,
     ValidationError,
 )
-from posthog_driver.http import RequestPipeline, ms_since
-from posthog_driver.logging import get_logger
-from posthog_driver.results import QueryResult
-from posthog_driver.settings import DriverSettings
+from posthog_driver._http import RequestPipeline, call_deadline, ms_since
+from posthog_driver._logging import get_logger
+from posthog_driver._results import QueryResult, Rows
+from posthog_driver._settings import DriverSettings
+from posthog_driver._status import BreakerStatus, DriverStatus, LimitStatus, WindowStatus
 
-__all__ = ["AsyncDriver", "ProgressCallback"]
+__all__ = ["AsyncDriver", "ProgressCallback", "QueryProgressCallback"]
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called by `describe()` after each object: (object name, objects done, objects in all)."""
+
+QueryProgressCallback = Callable[[dict[str, Any]], None]
+"""Called while an async-mode query runs, with PostHog's `query_progress` (`rows_read`,
+`bytes_read`, `estimated_rows_total`, `time_elapsed`...), or `{}` when it sent none."""
+
+QueryMode = Literal["blocking", "async"]
+HEALTH_TIMEOUT = 5.0  # health_check() never waits longer (or its own timeout=, if shorter)
 
 log = get_logger()
 
@@ -65,25 +83,40 @@ class AsyncDriver:
         rows = await driver.query("SELECT event, count() AS n FROM events GROUP BY event")
     ```
 
-    One driver shares one `httpx.AsyncClient` across all its calls; pass `http_client=` to use
+    One driver shares one `httpx2.AsyncClient` across all its calls; pass `http_client=` to use
     yours (it is then not closed by the driver). Safe to share between tasks.
     """
 
     def __init__(
         self,
-        settings: DriverSettings | None = None,
+        settings: DriverSettings,
         *,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else DriverSettings()
+        if http_client is not None and not isinstance(http_client, httpx2.AsyncClient):
+            raise ConfigError(
+                f"http_client must be an httpx2.AsyncClient, not {type(http_client).__name__}: "
+                "posthog-driver sends with httpx2 (the maintained continuation of httpx, same "
+                "API: `import httpx2`)."
+            )
+        if not isinstance(settings, DriverSettings):
+            raise ConfigError(
+                "AsyncDriver needs its settings: AsyncDriver(DriverSettings(api_key=..., "
+                "project_id=...)), or AsyncDriver.from_env() to read POSTHOG_* and .env."
+            )
+        self.settings = settings
         self._pipeline = RequestPipeline(self.settings, http_client)
         self._cache = TTLCache(self.settings.schema_cache_ttl)
         self._state = _State.UNOPENED
 
     @classmethod
-    def from_env(cls, *, http_client: httpx.AsyncClient | None = None) -> AsyncDriver:
-        """A driver configured from `POSTHOG_*` variables and `.env` (raises `ConfigError`)."""
-        return cls(DriverSettings(), http_client=http_client)
+    def from_env(cls, *, http_client: httpx2.AsyncClient | None = None) -> AsyncDriver:
+        """A driver configured from `POSTHOG_*` variables and `.env` (raises `ConfigError`).
+
+        The only constructor that reads the environment: `AsyncDriver(settings)` uses exactly
+        the settings given.
+        """
+        return cls(DriverSettings.from_env(), http_client=http_client)
 
     def __repr__(self) -> str:
         return (
@@ -91,10 +124,28 @@ class AsyncDriver:
             f"state={self._state.value}>"
         )
 
-    @property
-    def pipeline(self) -> RequestPipeline:
-        """The request pipeline (breaker, limits, slots); for monitoring and tests."""
-        return self._pipeline
+    def status(self) -> DriverStatus:
+        """A read-only snapshot: breaker and rate windows per endpoint class, query slots in
+        use, cached schema answers. Cheap; for monitoring and health endpoints."""
+        pipeline = self._pipeline
+        breakers = {}
+        for name, breaker in pipeline.breakers.items():
+            state = breaker.state
+            retry_after = breaker.retry_after if state is BreakerState.OPEN else 0.0
+            breakers[name] = BreakerStatus(state.value, breaker.failures, retry_after)
+        limits = {}
+        for name in ("query", "api"):
+            bucket = pipeline.limits.for_endpoint(name)  # type: ignore[arg-type]
+            windows = tuple(WindowStatus(u, limit, t) for u, limit, t in bucket.used())
+            limits[name] = LimitStatus(bucket.paused_for, bucket.waiting, windows)
+        return DriverStatus(
+            state=self._state.value,
+            breakers=breakers,
+            limits=limits,
+            query_slots_in_use=pipeline.query_slots_in_use,
+            query_slots=self.settings.max_concurrent_queries,
+            cache_entries=len(self._cache),
+        )
 
     async def __aenter__(self) -> Self:
         if self._state is not _State.UNOPENED:
@@ -124,28 +175,50 @@ class AsyncDriver:
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
             raise DriverError("This AsyncDriver is closed; create a new one to keep querying.")
+        _require_asyncio()
+
+    @contextmanager
+    def _call(self, timeout: float | None) -> Iterator[None]:
+        """The public call's deadline: `timeout` seconds, or `call_timeout` by default."""
+        self._check_open()
+        with call_deadline(self._timeout(timeout)):
+            yield
+
+    def _timeout(self, timeout: float | None) -> float:
+        if timeout is None:
+            return self.settings.call_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise ValidationError(f"timeout must be a number of seconds, not {timeout!r}.")
+        if not (timeout > 0 and not math.isnan(timeout)):
+            raise ValidationError(f"timeout must be more than 0 seconds, not {timeout!r}.")
+        return float(timeout)
 
     # ---- discovery -------------------------------------------------------------------------
 
-    async def list_objects(self, *, refresh: bool = False) -> list[str]:
+    async def list_objects(
+        self, *, refresh: bool = False, timeout: float | None = None
+    ) -> list[str]:
         """Names of the HogQL tables this project has (PostHog, system, warehouse), sorted."""
-        tables = await self._schema(refresh=refresh)
+        with self._call(timeout):
+            tables = await self._schema(refresh=refresh)
         return sorted(tables)
 
-    async def get_fields(self, name: str, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+    async def get_fields(
+        self, name: str, *, refresh: bool = False, timeout: float | None = None
+    ) -> dict[str, FieldInfo]:
         """The fields of table `name`, keyed by the HogQL that references each one.
 
-        Each value has `type` (PostHog's field type), `hogql` and `description`; relations add
-        `table` (what they point to); `events.event` lists known event names in `values`.
-        Raises `NotFoundError` with close matches for an unknown name.
+        Each value (a `FieldInfo`) has `type` (PostHog's field type), `hogql` and
+        `description`; relations add `table` (what they point to); `events.event` lists known
+        event names in `values`. Raises `NotFoundError` with close matches for an unknown name.
         """
-        self._check_open()
-        _check_name(name)
-        fields = await self._cache.get(
-            ("fields", name), lambda: self._load_fields(name, refresh), refresh=refresh
-        )
+        with self._call(timeout):
+            _check_name(name)
+            fields = await self._cache.get(
+                ("fields", name), lambda: self._load_fields(name, refresh), refresh=refresh
+            )
         # A copy: a caller that edits its answer must not edit everyone's cached one.
-        return copy.deepcopy(fields)
+        return cast("dict[str, FieldInfo]", copy.deepcopy(fields))
 
     async def _load_fields(self, name: str, refresh: bool) -> dict[str, dict[str, Any]]:
         tables = await self._schema(refresh=refresh)
@@ -179,13 +252,22 @@ class AsyncDriver:
         *,
         refresh: bool = False,
         on_progress: ProgressCallback | None = None,
-    ) -> dict[str, dict[str, dict[str, Any]]]:
+        timeout: float | None = None,
+    ) -> dict[str, dict[str, FieldInfo]]:
         """Fields of many objects (default: all), fetched concurrently, in the order given.
 
-        At most `describe_concurrency` objects are fetched at once. The first failure cancels
-        the rest and is raised.
+        At most `describe_concurrency` objects are fetched at once, all within one deadline
+        (`timeout=`). The first failure cancels the rest and is raised.
         """
-        self._check_open()
+        with self._call(timeout):
+            return await self._describe(objects, refresh, on_progress)
+
+    async def _describe(
+        self,
+        objects: Iterable[str] | None,
+        refresh: bool,
+        on_progress: ProgressCallback | None,
+    ) -> dict[str, dict[str, FieldInfo]]:
         if isinstance(objects, str) or not (objects is None or isinstance(objects, Iterable)):
             raise ValidationError(
                 "describe() takes a list of object names (or nothing, for all of them), "
@@ -198,7 +280,7 @@ class AsyncDriver:
         for name in names:
             _check_name(name)
         unique = list(dict.fromkeys(names))
-        out: dict[str, dict[str, dict[str, Any]]] = {}
+        out: dict[str, dict[str, FieldInfo]] = {}
         slots = anyio.CapacityLimiter(self.settings.describe_concurrency)
 
         async def one(name: str) -> None:
@@ -217,7 +299,12 @@ class AsyncDriver:
         return await self._cache.get("schema", self._load_schema, refresh=refresh)
 
     async def _load_schema(self) -> dict[str, dict[str, Any]]:
-        body = await self._post_query({"kind": "DatabaseSchemaQuery"})
+        body = await self._pipeline.send(
+            "POST",
+            f"{self._project_path}/query/",
+            endpoint="schema",
+            json={"query": {"kind": "DatabaseSchemaQuery"}, "refresh": "blocking"},
+        )
         tables = body.get("tables") if isinstance(body, dict) else None
         if not isinstance(tables, dict):
             raise DriverError(
@@ -259,10 +346,10 @@ class AsyncDriver:
     def _same_host(self, link: Any) -> str | None:
         if not link:
             return None
-        base = httpx.URL(self.settings.host + "/")
+        base = httpx2.URL(self.settings.host + "/")
         try:
             target = base.join(str(link))  # resolves relative and scheme-relative links
-        except httpx.InvalidURL:
+        except httpx2.InvalidURL:
             raise DriverError(
                 f"PostHog's next-page link {str(link)[:100]!r} is not a URL."
             ) from None
@@ -277,26 +364,64 @@ class AsyncDriver:
 
     # ---- queries ---------------------------------------------------------------------------
 
-    async def query(self, hogql: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query(
+        self,
+        hogql: str,
+        values: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        mode: QueryMode | None = None,
+        on_progress: QueryProgressCallback | None = None,
+    ) -> Rows:
         """Run a HogQL query; one dict per row, keyed by column name.
 
         Put constants in `values` and refer to them as `{name}` in the text: PostHog binds them
-        as typed constants, never as pasted text.
+        as typed constants, never as pasted text. The answer is a list (`Rows`) that also says
+        `has_more` (PostHog cut it at its default 100 rows) and `columns`.
 
         >>> await driver.query("SELECT count() AS n FROM events WHERE event = {ev}",
         ...                    values={"ev": "$pageview"})  # doctest: +SKIP
         [{'n': 1234}]
         """
-        return (await self.execute(hogql, values)).as_dicts()
+        result = await self.execute(
+            hogql, values, timeout=timeout, mode=mode, on_progress=on_progress
+        )
+        return result.as_dicts()
 
-    async def execute(self, hogql: str, values: dict[str, Any] | None = None) -> QueryResult:
-        """Run a HogQL query and return the whole `QueryResult` (columns, types, rows...)."""
-        self._check_open()
+    async def execute(
+        self,
+        hogql: str,
+        values: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        mode: QueryMode | None = None,
+        on_progress: QueryProgressCallback | None = None,
+    ) -> QueryResult:
+        """Run a HogQL query and return the whole `QueryResult` (columns, types, rows...).
+
+        `mode="async"` (or `POSTHOG_QUERY_MODE=async`, or passing `on_progress`) starts the
+        query and polls PostHog for it, calling `on_progress` with its progress: for long
+        queries. If the call is cancelled or its deadline passes, the driver asks PostHog to
+        cancel the query (`DELETE .../query/{id}/`), so it stops using the project's slots.
+        """
+        with self._call(timeout):
+            return await self._execute(hogql, values, mode, on_progress)
+
+    async def _execute(
+        self,
+        hogql: str,
+        values: dict[str, Any] | None,
+        mode: QueryMode | None,
+        on_progress: QueryProgressCallback | None,
+    ) -> QueryResult:
         node = self._hogql_node(hogql, values)
+        chosen = mode or ("async" if on_progress is not None else self.settings.query_mode)
+        if chosen not in ("blocking", "async"):
+            raise ValidationError(f"mode must be 'blocking' or 'async', not {mode!r}.")
         started = time.perf_counter()
         try:
-            body = await self._post_query(node)
-            result = QueryResult.from_response(await self._until_complete(body))
+            body = await self._run_query(node, chosen, on_progress)
+            result = QueryResult.from_response(body)
         except DriverError as exc:
             log.info(
                 "query_failed",
@@ -336,55 +461,78 @@ class AsyncDriver:
             node["values"] = _check_values(values)
         return node
 
-    async def _post_query(self, node: dict[str, Any]) -> Any:
+    async def _post_query(self, node: dict[str, Any], **extra: Any) -> Any:
         return await self._pipeline.send(
             "POST",
             f"{self._project_path}/query/",
             endpoint="query",
-            json={"query": node, "refresh": "blocking"},
+            json={"query": node, **extra},
         )
 
-    async def _until_complete(self, body: Any) -> Any:
-        """Follow an answer that says the query is still running (async mode) to its result."""
+    async def _run_query(
+        self, node: dict[str, Any], mode: QueryMode, on_progress: QueryProgressCallback | None
+    ) -> Any:
+        """POST the query with its own id; on cancellation or deadline, cancel it at PostHog."""
+        query_id = uuid.uuid4().hex
+        try:
+            body = await self._post_query(node, client_query_id=query_id, refresh=mode)
+            return await self._until_complete(body, query_id, on_progress)
+        except (anyio.get_cancelled_exc_class(), RequestTimeoutError):
+            await self._pipeline.cancel_query(f"{self._project_path}/query/{query_id}/")
+            raise
+
+    async def _until_complete(
+        self, body: Any, query_id: str, on_progress: QueryProgressCallback | None
+    ) -> Any:
+        """Follow an answer that says the query is still running (async mode) to its result.
+
+        Polls go through the API windows, not the query slots or query windows: PostHog runs
+        the query meanwhile, and a poll is not a query. The call's deadline bounds the wait.
+        """
         status = body.get("query_status") if isinstance(body, dict) else None
         if not isinstance(status, dict) or status.get("complete", True) or "results" in body:
             return body
-        path = f"{self._project_path}/query/{status.get('id')}/"
-        with anyio.move_on_after(self.settings.timeout):
-            attempt = 0
-            while True:
-                await anyio.sleep(_POLL_DELAYS[min(attempt, len(_POLL_DELAYS) - 1)])
-                attempt += 1
-                polled = await self._pipeline.send("GET", path, endpoint="query")
-                status = polled.get("query_status") if isinstance(polled, dict) else None
-                if not isinstance(status, dict):
-                    continue
-                if status.get("error"):
-                    raise QueryError(
-                        f"PostHog failed the query: {status.get('error_message') or 'no reason'}.",
-                        detail=status.get("error_message"),
-                    )
-                if status.get("complete"):
-                    return status.get("results")
-        raise RequestTimeoutError(
-            f"PostHog's query did not complete within {self.settings.timeout:g} s "
-            "(POSTHOG_TIMEOUT); narrow the query or raise the timeout."
-        )
+        path = f"{self._project_path}/query/{status.get('id') or query_id}/"
+        attempt = 0
+        while True:
+            if on_progress is not None:
+                progress = status.get("query_progress")
+                on_progress(dict(progress) if isinstance(progress, dict) else {})
+            await anyio.sleep(_POLL_DELAYS[min(attempt, len(_POLL_DELAYS) - 1)])
+            attempt += 1
+            polled = await self._pipeline.send("GET", path, endpoint="api")
+            found = polled.get("query_status") if isinstance(polled, dict) else None
+            if not isinstance(found, dict):
+                continue
+            status = found
+            if status.get("error"):
+                message = status.get("error_message") or "no reason given"
+                raise QueryError(f"PostHog failed the query: {message}.", detail=message)
+            if status.get("complete"):
+                return status.get("results")
 
     # ---- health ----------------------------------------------------------------------------
 
-    async def health_check(self) -> bool:
-        """True when `GET /api/projects/{id}/` answers 200 with this key. Never raises."""
+    async def health_check(self, *, timeout: float | None = None) -> bool:
+        """True when `GET /api/projects/{id}/` answers 200 with this key. Never raises.
+
+        One attempt of at most 5 s (or `timeout`, if shorter): no retries, and it neither
+        waits for nor feeds the circuit breaker, so a liveness probe can never open it. False
+        at once while a breaker is open (PostHog is failing) or the driver is closed.
+        """
         if self._state is _State.CLOSED:
             return False
-        try:
-            await self._pipeline.send("GET", f"{self._project_path}/", endpoint="api")
-        except DriverError as exc:
-            log.warning(
-                "health_check_failed", error=type(exc).__name__, status_code=exc.status_code
-            )
+        if any(b.state is BreakerState.OPEN for b in self._pipeline.breakers.values()):
             return False
-        return True
+        seconds = HEALTH_TIMEOUT if timeout is None else min(HEALTH_TIMEOUT, timeout)
+        try:
+            _require_asyncio()
+            healthy = await self._pipeline.probe(f"{self._project_path}/", seconds)
+        except DriverError:
+            return False
+        if not healthy:
+            log.warning("health_check_failed")
+        return healthy
 
     @property
     def _project_path(self) -> str:
@@ -421,7 +569,18 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group  # pragma: no cover - groups are never empty
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+def _require_asyncio() -> None:
+    """The driver runs on asyncio: say so plainly under another event loop (trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise DriverError(
+            "posthog-driver runs on asyncio only (its retries and HTTP stack are asyncio-only); "
+            "call it from asyncio, e.g. anyio.run(main) or asyncio.run(main)."
+        ) from None
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return url.scheme, url.host.lower(), url.port or default
 

@@ -1,25 +1,36 @@
-"""`DriverSettings`: every knob of the driver, read from arguments, `POSTHOG_*` variables or `.env`.
+"""`DriverSettings`: every knob of the driver, from arguments, or from `POSTHOG_*` and `.env`.
 
-Precedence (pydantic-settings): keyword arguments, then environment variables, then the `.env`
-file in the working directory, then the defaults below. An invalid value raises `ConfigError`
-naming the variable; the API key is a `SecretStr`, so it never shows in `repr`, `str` or errors.
+`DriverSettings(...)` takes its arguments and the defaults below, and nothing else: a
+multi-tenant app that builds settings for a tenant must never pick up a host from the process
+environment. Only `DriverSettings.from_env()` (and `AsyncDriver.from_env()`) read the
+environment and the `.env` file in the working directory, with this precedence: keyword
+arguments, environment variables, `.env`, defaults. The key is read from
+`POSTHOG_PERSONAL_API_KEY`, or `POSTHOG_API_KEY` (the first wins when both are set: apps often
+hold their capture SDK's project key in `POSTHOG_API_KEY`).
+
+An invalid value raises `ConfigError` naming the variable; the API key is a `SecretStr`, so it
+never shows in `repr`, `str` or errors.
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from posthog_driver.errors import ConfigError
+from posthog_driver._errors import ConfigError
 
 __all__ = ["DriverSettings"]
 
 ENV_PREFIX = "POSTHOG_"
+
+# Set only while `from_env()` builds settings: the one path that reads the environment.
+_reading_environment: ContextVar[bool] = ContextVar("_reading_environment", default=False)
 
 
 def env_name(field: str) -> str:
@@ -42,11 +53,14 @@ class DriverSettings(BaseSettings):
         frozen=True,
         validate_default=True,
         hide_input_in_errors=True,  # pydantic's errors would otherwise quote the key
+        validate_by_name=True,
     )
 
     api_key: SecretStr = Field(
         description="Personal API key (phx_...) with the query:read scope; "
-        "event_definition:read and property_definition:read for schema discovery."
+        "event_definition:read and property_definition:read for schema discovery. "
+        "Environment: POSTHOG_PERSONAL_API_KEY or POSTHOG_API_KEY.",
+        validation_alias=AliasChoices("posthog_personal_api_key", "posthog_api_key"),
     )
     project_id: str = Field(
         description="Numeric PostHog project id (Project settings > Project ID)."
@@ -61,6 +75,23 @@ class DriverSettings(BaseSettings):
         gt=0,
         description="Seconds to wait for one HTTP answer. PostHog may queue a query up to 30 s "
         "and run it up to 10 s, so keep this above 40.",
+    )
+    connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to wait for a connection to PostHog: short, so an unreachable host "
+        "fails fast (capped by `timeout`).",
+    )
+    call_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        description="Default deadline (s) of one public call, retries and waits included; "
+        "every method's `timeout=` overrides it.",
+    )
+    query_mode: Literal["blocking", "async"] = Field(
+        default="blocking",
+        description="How queries run: 'blocking' waits in one request; 'async' starts the query "
+        "and polls PostHog for its status (for long queries; no slot or query token per poll).",
     )
     max_retries: int = Field(
         default=3,
@@ -121,6 +152,32 @@ class DriverSettings(BaseSettings):
         except pydantic.ValidationError as exc:
             raise _config_error(exc) from None
 
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DriverSettings:
+        """Settings from `POSTHOG_*` variables and `.env`, with `overrides` on top.
+
+        >>> DriverSettings.from_env(api_key="phx_example", project_id="1").project_id
+        '1'
+        """
+        token = _reading_environment.set(True)
+        try:
+            return cls(**overrides)
+        finally:
+            _reading_environment.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _reading_environment.get():
+            return init_settings, env_settings, dotenv_settings
+        return (init_settings,)
+
     @field_validator("api_key")
     @classmethod
     def _check_api_key(cls, value: SecretStr) -> SecretStr:
@@ -162,6 +219,13 @@ class DriverSettings(BaseSettings):
             )
         if parts.query or parts.fragment:
             raise ValueError("must not contain a query string or fragment")
+        name = (parts.hostname or "").lower()
+        if name.endswith(".i.posthog.com"):
+            app = "https://eu.posthog.com" if name.startswith("eu.") else "https://us.posthog.com"
+            raise ValueError(
+                f"is PostHog's ingestion host (for sending events), which has no query API; "
+                f"use the app host, {app}"
+            )
         return host
 
     @property
@@ -172,11 +236,26 @@ class DriverSettings(BaseSettings):
 
 def _config_error(exc: pydantic.ValidationError) -> ConfigError:
     # Only pydantic's `msg` goes into the text: its `input` could be the API key.
+    from_env = _reading_environment.get()
     problems = []
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "settings"
+        if field.lower().startswith(ENV_PREFIX.lower()):  # an alias: the key's variables
+            field = "api_key"
         msg = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "missing":
-            msg = "is missing; set it in the environment, in .env, or pass it to DriverSettings"
-        problems.append(f"{env_name(field)} {msg}")
+        if error["type"] == "missing" and from_env:
+            msg = "is missing; set it in the environment or in .env"
+        elif error["type"] == "missing":
+            msg = (
+                "is missing; pass it to DriverSettings (DriverSettings.from_env() reads "
+                "POSTHOG_* variables and .env)"
+            )
+        problems.append(f"{_setting_name(field, from_env)} {msg}")
     return ConfigError("Invalid posthog-driver settings: " + "; ".join(problems) + ".")
+
+
+def _setting_name(field: str, from_env: bool) -> str:
+    variable = (
+        "POSTHOG_PERSONAL_API_KEY (or POSTHOG_API_KEY)" if field == "api_key" else env_name(field)
+    )
+    return variable if from_env else f"{field} ({variable})"

@@ -15,9 +15,14 @@ Relations are described (what they point to, how to reach into them), never expa
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import (
+    Any,
+    NotRequired,  # pydantic (FastAPI) reads it on 3.11
+)
 
-__all__ = ["PROPERTY_SOURCES", "column_fields", "property_fields", "reference"]
+from typing_extensions import TypedDict
+
+__all__ = ["PROPERTY_SOURCES", "FieldInfo", "column_fields", "property_fields", "reference"]
 
 _PLAIN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
@@ -63,6 +68,23 @@ _TYPE_NOTES = {
     "view": "Saved view {table}; reach its fields as {ref}.<field>.",
     "json": "JSON column; read a key with {ref}.<key> or {ref}['<key>'].",
 }
+
+
+class FieldInfo(TypedDict):
+    """One field as `get_fields()` describes it.
+
+    `type` is PostHog's field type ("string", "integer", "datetime", "lazy_table"...), `hogql`
+    the expression that reads it (the dict's key), `description` a sentence for humans and
+    models; relations add `table` (and `chain` for shortcuts); `events.event` adds `values`, the
+    known event names.
+    """
+
+    type: str
+    hogql: str
+    description: str
+    table: NotRequired[str]
+    chain: NotRequired[str]
+    values: NotRequired[list[str]]
 
 
 def reference(name: str, prefix: str = "") -> str:

@@ -22,10 +22,11 @@ The breaker has three states:
 
 What the attempt's outcome counts as:
 
-- a **failure**: the block raised an instance of one of `failure_types` (by default `ServerError`,
-  `TransportError`, `RequestTimeoutError`), or an exception group holding one;
-- a **success**: the block finished, or raised any other `Exception`. A 4xx-type error such as
-  `QueryError` means PostHog answered, so it resets the consecutive-failure count;
+- a **failure**: the block raised an exception for which `is_failure` is true (by default
+  `is_outage`: a network failure, a timeout, a 502/503 or a 5xx without PostHog's error body),
+  or an exception group holding one;
+- a **success**: the block finished, or raised any other `Exception`. A `QueryError` (also a
+  query's own 500/504) or a 429 means PostHog answered, so it resets the failure count;
 - **nothing at all**: the block raised a `BaseException` that is not an `Exception`, such as
   `asyncio.CancelledError` (anyio's cancellation) or `KeyboardInterrupt`. A cancelled probe gives
   its slot back so the next caller can probe.
@@ -56,15 +57,15 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
-from posthog_driver.errors import (
-    CircuitOpenError,
-    RequestTimeoutError,
-    ServerError,
-    TransportError,
-)
-from posthog_driver.logging import get_logger
+from posthog_driver._errors import CircuitOpenError, is_outage
+from posthog_driver._logging import get_logger
 
 __all__ = ["BreakerState", "CircuitBreaker"]
+
+
+def _now() -> float:
+    """The default clock: monotonic, looked up per call (the reliability tests replace it)."""
+    return time.monotonic()
 
 
 # What callers turned away during a probe are told: the probe normally answers within one request.
@@ -97,7 +98,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "_clock",
-        "_failure_types",
+        "_failure_check",
         "_failures",
         "_probe_in_flight",
         "_reset_at",
@@ -111,12 +112,8 @@ class CircuitBreaker:
         *,
         threshold: int = 5,
         reset_seconds: float = 30.0,
-        failure_types: tuple[type[BaseException], ...] = (
-            ServerError,
-            TransportError,
-            RequestTimeoutError,
-        ),
-        clock: Callable[[], float] = time.monotonic,
+        is_failure: Callable[[BaseException], bool] = is_outage,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if threshold < 1:
             raise ValueError(f"threshold must be at least 1 failure, got {threshold!r}")
@@ -124,8 +121,8 @@ class CircuitBreaker:
             raise ValueError(f"reset_seconds must be 0 or more, got {reset_seconds!r}")
         self._threshold = threshold
         self._reset_seconds = reset_seconds
-        self._failure_types = failure_types
-        self._clock = clock
+        self._failure_check = is_failure
+        self._clock = clock or _now
         # The stored state is CLOSED, OPEN or HALF_OPEN; an OPEN breaker past its reset time is
         # *reported* as HALF_OPEN but only becomes so when the first probe is admitted.
         self._state = BreakerState.CLOSED
@@ -144,6 +141,13 @@ class CircuitBreaker:
     def failures(self) -> int:
         """Consecutive failures counted so far (kept while open, reset to 0 on closing)."""
         return self._failures
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until an open breaker lets a probe through (0.0 when it would now)."""
+        if self._state is BreakerState.CLOSED:
+            return 0.0
+        return max(0.0, self._reset_at - self._clock())
 
     @property
     def probe_in_flight(self) -> bool:
@@ -209,8 +213,13 @@ class CircuitBreaker:
 
     def _is_failure(self, exc: BaseException) -> bool:
         if isinstance(exc, BaseExceptionGroup):
-            return exc.subgroup(self._failure_types) is not None
-        return isinstance(exc, self._failure_types)
+            return (
+                exc.subgroup(
+                    lambda e: not isinstance(e, BaseExceptionGroup) and self._failure_check(e)
+                )
+                is not None
+            )
+        return self._failure_check(exc)
 
     def _on_failure(self, is_probe: bool) -> None:
         if is_probe:
