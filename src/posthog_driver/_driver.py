@@ -132,7 +132,9 @@ class AsyncDriver:
         for name, breaker in pipeline.breakers.items():
             state = breaker.state
             retry_after = breaker.retry_after if state is BreakerState.OPEN else 0.0
-            breakers[name] = BreakerStatus(state.value, breaker.failures, retry_after)
+            breakers[name] = BreakerStatus(
+                state.value, breaker.failures, retry_after, breaker.probe_in_flight
+            )
         limits = {}
         for name in ("query", "api"):
             bucket = pipeline.limits.for_endpoint(name)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ class BreakerStatus:
     state: str  #: "closed", "open" or "half_open"
     failures: int  #: consecutive outage failures counted
     retry_after: float  #: seconds until a probe is let through (0.0 unless open)
+    probe_in_flight: bool  #: a half-open breaker's one probe request is running
 
 
 @dataclass(frozen=True, slots=True)

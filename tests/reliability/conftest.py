@@ -111,8 +111,8 @@ def leaks(driver: AsyncDriver, client: httpx2.AsyncClient | None = None) -> list
         if limit.waiting:
             found.append(f"{endpoint} rate limit has waiters")
     for endpoint, breaker in status.breakers.items():
-        if breaker.state == "half_open":
-            found.append(f"the {endpoint} breaker is half-open (a probe may be in flight)")
+        if breaker.probe_in_flight:
+            found.append(f"the {endpoint} breaker's probe is still in flight")
     if client is not None:
         # httpx2 keeps its httpcore2 pool on the transport; `connections` is its public view
         pool = getattr(client._transport, "_pool", None)
