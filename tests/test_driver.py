@@ -499,7 +499,7 @@ async def test_an_async_answer_that_never_completes_times_out(mock, make_setting
     cancel = mock.delete(f"{HOST}/api/projects/{PROJECT}/query/q3/")
     cancel_any = mock.delete(url__regex=rf"{HOST}/api/projects/{PROJECT}/query/\w+/$")
     async with AsyncDriver(make_settings()) as driver:
-        with pytest.raises(RequestTimeoutError, match=r"deadline of 0\.3 s"):
+        with pytest.raises(RequestTimeoutError, match="deadline"):
             await driver.query("SELECT 1", timeout=0.3)
     assert cancel.called or cancel_any.called  # PostHog is asked to stop the query
 

@@ -19,6 +19,7 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from structlog.testing import capture_logs
 
 from posthog_driver import (
     AsyncDriver,
@@ -464,3 +465,159 @@ async def test_query_says_when_posthog_cut_the_answer(mock):
     assert answer.has_more is True
     assert answer.columns == ["n"]
     assert answer[0] == {"n": 0}
+
+
+# Found by review: waits, deadlines and cancels at their edges ----------------------------------
+
+
+async def test_a_wait_for_a_busy_slot_is_not_retried_and_cancels_nothing(mock):
+    release = anyio.Event()
+    posted: list[str] = []
+
+    async def busy(request: httpx.Request) -> httpx.Response:
+        posted.append(_sent_query_id(request))
+        await release.wait()
+        return httpx.Response(200, json=OK)
+
+    mock.post(QUERY_URL).mock(side_effect=busy)
+    settings = _settings(max_concurrent_queries=1, max_retry_after=0.2)
+    failures: list[DriverError] = []
+
+    async def second(driver: AsyncDriver) -> None:
+        try:
+            await driver.query("SELECT 2")
+        except DriverError as exc:
+            failures.append(exc)
+        release.set()
+
+    with capture_logs() as logs:
+        async with AsyncDriver(settings) as driver, anyio.create_task_group() as group:
+            group.start_soon(driver.query, "SELECT 1")
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(second, driver)
+    assert [type(f) for f in failures] == [RateLimitError]
+    assert "query slots" in str(failures[0])
+    assert not [e for e in logs if e["event"] == "retrying"]  # waiting again is the same wait
+    deletes = [c.request.url.path for c in mock.calls if c.request.method == "DELETE"]
+    assert deletes == []  # the second query was never sent, the first one answered
+    assert len(posted) == 1
+
+
+async def test_a_deadline_passing_in_a_queue_is_not_a_breaker_failure(mock):
+    release = anyio.Event()
+
+    async def busy(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=OK)
+
+    mock.post(QUERY_URL).mock(side_effect=busy)
+    settings = _settings(max_concurrent_queries=1, breaker_threshold=1)
+    async with AsyncDriver(settings) as driver, anyio.create_task_group() as group:
+        group.start_soon(driver.query, "SELECT 1")
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(RequestTimeoutError):
+            await driver.query("SELECT 2", timeout=0.2)  # waits for the slot, sends nothing
+        assert driver.status().breakers["query"].failures == 0
+        release.set()
+
+
+async def test_a_shared_load_cut_by_one_callers_deadline_is_loaded_again_for_the_others(mock):
+    loads = 0
+
+    async def slow_schema(request: httpx.Request) -> httpx.Response:
+        nonlocal loads
+        loads += 1
+        await anyio.sleep(0.4)
+        return httpx.Response(200, json=SCHEMA)
+
+    mock.post(QUERY_URL).mock(side_effect=slow_schema)
+    outcomes: dict[str, Any] = {}
+
+    async def one(name: str, timeout: float) -> None:
+        try:
+            outcomes[name] = await driver.list_objects(timeout=timeout)
+        except DriverError as exc:
+            outcomes[name] = type(exc)
+
+    async with AsyncDriver(_settings()) as driver, anyio.create_task_group() as group:
+        group.start_soon(one, "hurried", 0.1)
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(one, "patient", 30)
+    assert outcomes == {"hurried": RequestTimeoutError, "patient": ["events"]}
+    assert loads == 2
+
+
+async def test_the_cancel_of_a_late_query_does_not_hold_its_caller(mock):
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(30)
+        return httpx.Response(200)  # pragma: no cover - never reached
+
+    mock.post(QUERY_URL).mock(side_effect=hang)
+    mock.delete(url__regex=rf"{QUERY_URL}\w+/$").mock(side_effect=hang)  # PostHog slow too
+    async with AsyncDriver(_settings()) as driver:
+        # the DELETE runs in the background (up to 2 s); the caller gets its error at once
+        with anyio.fail_after(1.5), pytest.raises(RequestTimeoutError):
+            await driver.query("SELECT 1", timeout=0.2)
+
+
+def _async_answers(mock: Any, poll: httpx.Response) -> None:
+    running = {"query_status": {"id": "q9", "complete": False, "error": False}}
+    mock.post(QUERY_URL).respond(202, json=running)
+    mock.get(f"{QUERY_URL}q9/").mock(return_value=poll)
+
+
+async def test_an_async_query_whose_poll_fails_is_cancelled_at_posthog(mock):
+    _async_answers(mock, httpx.Response(503, text="unavailable"))
+    async with AsyncDriver(_settings(max_retries=0)) as driver:
+        with pytest.raises(ServerError):
+            await driver.query("SELECT 1", mode="async")
+    deletes = [c.request.url.path for c in mock.calls if c.request.method == "DELETE"]
+    assert len(deletes) == 1
+
+
+async def test_an_async_query_whose_progress_callback_raises_is_cancelled_at_posthog(mock):
+    _async_answers(mock, httpx.Response(202, json={"query_status": {"complete": False}}))
+
+    def broken(progress: dict[str, Any]) -> None:
+        raise ValueError("the caller's own bug")
+
+    async with AsyncDriver(_settings()) as driver:
+        with pytest.raises(ValueError, match="own bug"):
+            await driver.query("SELECT 1", on_progress=broken)
+    deletes = [c.request.url.path for c in mock.calls if c.request.method == "DELETE"]
+    assert len(deletes) == 1
+
+
+async def test_a_failed_async_query_is_not_cancelled_again(mock):
+    failed = {"query_status": {"complete": True, "error": True, "error_message": "bad column"}}
+    _async_answers(mock, httpx.Response(400, json=failed))
+    async with AsyncDriver(_settings()) as driver:
+        with pytest.raises(QueryError, match="bad column"):
+            await driver.query("SELECT 1", mode="async")
+    assert not [c for c in mock.calls if c.request.method == "DELETE"]
+
+
+async def test_async_queries_keep_to_max_concurrent_queries_for_their_whole_run(one_slot_server):
+    # The server runs one query at a time and answers 429 to a second; the driver, allowed one
+    # query too, must hold its slot while PostHog runs the first, not only while posting it.
+    settings = DriverSettings(
+        host=one_slot_server.url,
+        api_key=one_slot_server.api_key,
+        project_id=one_slot_server.project_id,
+        max_retries=0,
+        max_concurrent_queries=1,
+    )
+    query = "SELECT count() AS n FROM events"
+    async with AsyncDriver(settings) as driver:
+        first, second = await asyncio.gather(
+            driver.query(query, mode="async"), driver.query(query, mode="async")
+        )
+    assert first == second
+    assert first[0]["n"] > 0
+
+
+@pytest.mark.parametrize("timeout", ["1", [1], -1])
+async def test_health_check_never_raises_even_on_a_bad_timeout(mock, timeout):
+    mock.get(PROJECT_URL).respond(200, json={"id": int(PROJECT)})
+    async with AsyncDriver(_settings()) as driver:
+        assert await driver.health_check(timeout=timeout) is False

@@ -4,7 +4,8 @@ Concurrent callers asking for the same missing key share one load: the first run
 others wait for it and get its value, or its exception. That keeps a `describe()` of thirty
 objects to one schema request, and a failing load to one failure, not one per caller in turn.
 A failed load stores nothing: the next call (after the shared failure) loads again. If the
-loading caller is cancelled, the load did not finish: a waiter takes over and loads itself.
+loading caller is cancelled, the load did not finish: a waiter takes over and loads itself; so
+it does after a failure that `shared` says belongs to the loading caller alone (its deadline).
 A TTL of 0 disables storing (every call that finds no load in flight loads).
 """
 
@@ -36,11 +37,18 @@ class _Flight:
 class TTLCache:
     """Values by key, each kept for `ttl` seconds of the monotonic `clock`."""
 
-    __slots__ = ("_clock", "_flights", "_ttl", "_values")
+    __slots__ = ("_clock", "_flights", "_shared", "_ttl", "_values")
 
-    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shared: Callable[[Exception], bool] = lambda exc: True,
+    ) -> None:
         self._ttl = ttl
         self._clock = clock
+        self._shared = shared
         self._values: dict[Hashable, tuple[float, Any]] = {}
         self._flights: dict[Hashable, _Flight] = {}
 
@@ -76,17 +84,18 @@ class TTLCache:
                 return await self._load(key, load)
             await flight.done.wait()
             if flight.error is not None:
-                raise flight.error
+                raise flight.error.with_traceback(None)  # one object, raised in each waiter
             if flight.finished:
                 return flight.value  # type: ignore[no-any-return]
-            # The loader was cancelled before it finished: try again (this caller may load).
+            # The loader was cancelled (or failed for itself alone): try again, maybe loading.
 
     async def _load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         flight = self._flights[key] = _Flight()
         try:
             value = await load()
         except Exception as exc:
-            flight.error = exc
+            if self._shared(exc):
+                flight.error = exc
             raise
         else:
             flight.value, flight.finished = value, True

@@ -11,6 +11,7 @@ HTTP stack are asyncio-only).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -40,7 +41,13 @@ from posthog_driver._errors import (
     RequestTimeoutError,
     ValidationError,
 )
-from posthog_driver._http import RequestPipeline, call_deadline, ms_since
+from posthog_driver._http import (
+    QueryFlight,
+    RequestPipeline,
+    call_deadline,
+    ms_since,
+    remaining,
+)
 from posthog_driver._logging import get_logger
 from posthog_driver._results import QueryResult, Rows
 from posthog_driver._settings import DriverSettings
@@ -106,7 +113,9 @@ class AsyncDriver:
             )
         self.settings = settings
         self._pipeline = RequestPipeline(self.settings, http_client)
-        self._cache = TTLCache(self.settings.schema_cache_ttl)
+        # A load cut short by its own caller's deadline is not shared: a waiter with more time
+        # loads again rather than inherit someone else's impatience.
+        self._cache = TTLCache(self.settings.schema_cache_ttl, shared=_not_own_deadline)
         self._state = _State.UNOPENED
 
     @classmethod
@@ -463,37 +472,47 @@ class AsyncDriver:
             node["values"] = _check_values(values)
         return node
 
-    async def _post_query(self, node: dict[str, Any], **extra: Any) -> Any:
-        return await self._pipeline.send(
-            "POST",
-            f"{self._project_path}/query/",
-            endpoint="query",
-            json={"query": node, **extra},
-        )
-
     async def _run_query(
         self, node: dict[str, Any], mode: QueryMode, on_progress: QueryProgressCallback | None
     ) -> Any:
-        """POST the query with its own id; on cancellation or deadline, cancel it at PostHog."""
+        """POST the query with its own id and follow it to its answer. If the call ends any
+        other way while PostHog may be running the query (cancelled, deadline passed, a poll
+        failed, `on_progress` raised), the query is cancelled at PostHog. In async mode the
+        query holds a slot for its whole run, as it uses one of PostHog's meanwhile."""
         query_id = uuid.uuid4().hex
+        flight = QueryFlight()
+        holding = self._pipeline.query_slot() if mode == "async" else contextlib.nullcontext()
         try:
-            body = await self._post_query(node, client_query_id=query_id, refresh=mode)
-            return await self._until_complete(body, query_id, on_progress)
-        except (anyio.get_cancelled_exc_class(), RequestTimeoutError):
-            await self._pipeline.cancel_query(f"{self._project_path}/query/{query_id}/")
+            async with holding:
+                body = await self._pipeline.send(
+                    "POST",
+                    f"{self._project_path}/query/",
+                    endpoint="query",
+                    json={"query": node, "refresh": mode, "client_query_id": query_id},
+                    flight=flight,
+                )
+                return await self._until_complete(body, query_id, flight, on_progress)
+        except BaseException:
+            if flight.maybe_running:
+                self._pipeline.cancel_query(f"{self._project_path}/query/{query_id}/")
             raise
 
     async def _until_complete(
-        self, body: Any, query_id: str, on_progress: QueryProgressCallback | None
+        self,
+        body: Any,
+        query_id: str,
+        flight: QueryFlight,
+        on_progress: QueryProgressCallback | None,
     ) -> Any:
         """Follow an answer that says the query is still running (async mode) to its result.
 
-        Polls go through the API windows, not the query slots or query windows: PostHog runs
-        the query meanwhile, and a poll is not a query. The call's deadline bounds the wait.
+        Polls go through the API windows, not the query windows: a poll is not a query. The
+        call's deadline bounds the wait.
         """
         status = body.get("query_status") if isinstance(body, dict) else None
         if not isinstance(status, dict) or status.get("complete", True) or "results" in body:
             return body
+        flight.running = True
         path = f"{self._project_path}/query/{status.get('id') or query_id}/"
         attempt = 0
         while True:
@@ -502,11 +521,17 @@ class AsyncDriver:
                 on_progress(dict(progress) if isinstance(progress, dict) else {})
             await anyio.sleep(_POLL_DELAYS[min(attempt, len(_POLL_DELAYS) - 1)])
             attempt += 1
-            polled = await self._pipeline.send("GET", path, endpoint="api")
+            try:
+                polled = await self._pipeline.send("GET", path, endpoint="api")
+            except QueryError:
+                flight.running = False  # PostHog reported the query failed: it is over
+                raise
             found = polled.get("query_status") if isinstance(polled, dict) else None
             if not isinstance(found, dict):
                 continue
             status = found
+            if status.get("error") or status.get("complete"):
+                flight.running = False
             if status.get("error"):
                 message = status.get("error_message") or "no reason given"
                 raise QueryError(f"PostHog failed the query: {message}.", detail=message)
@@ -526,11 +551,14 @@ class AsyncDriver:
             return False
         if any(b.state is BreakerState.OPEN for b in self._pipeline.breakers.values()):
             return False
-        seconds = HEALTH_TIMEOUT if timeout is None else min(HEALTH_TIMEOUT, timeout)
         try:
+            seconds = (
+                HEALTH_TIMEOUT if timeout is None else min(HEALTH_TIMEOUT, self._timeout(timeout))
+            )
             _require_asyncio()
             healthy = await self._pipeline.probe(f"{self._project_path}/", seconds)
-        except DriverError:
+        except DriverError as exc:
+            log.warning("health_check_failed", error=type(exc).__name__)
             return False
         if not healthy:
             log.warning("health_check_failed")
@@ -569,6 +597,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
             return _first_leaf(exc)
         return exc
     return group  # pragma: no cover - groups are never empty
+
+
+def _not_own_deadline(exc: Exception) -> bool:
+    """Whether a failed load's error is everyone's (not its caller's deadline passing)."""
+    return not (isinstance(exc, RequestTimeoutError) and remaining() <= 0)
 
 
 def _require_asyncio() -> None:

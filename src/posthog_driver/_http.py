@@ -27,6 +27,7 @@ pass `max_retry_after` or its deadline fails at once instead of sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import math
@@ -55,7 +56,7 @@ from posthog_driver._logging import get_logger, redact
 from posthog_driver._settings import DriverSettings
 from posthog_driver._version import __version__
 
-__all__ = ["Endpoint", "RequestPipeline", "call_deadline", "remaining"]
+__all__ = ["Endpoint", "QueryFlight", "RequestPipeline", "call_deadline", "remaining"]
 
 Endpoint = Literal["query", "schema", "api"]
 """What a request is, for the pipeline: a HogQL `query` (query windows, a query slot, the query
@@ -82,6 +83,25 @@ CANCEL_TIMEOUT = 2.0  # the best-effort DELETE of a cancelled query waits no lon
 # The current call's deadline on anyio's clock (inf: none). Set by `call_deadline`; copied into
 # tasks a call starts, so a fan-out shares its caller's deadline.
 _deadline: ContextVar[float] = ContextVar("posthog_driver_deadline", default=math.inf)
+# Set while an async-mode query holds its query slot for its whole run: its requests take none.
+_slot_held: ContextVar[bool] = ContextVar("posthog_driver_slot_held", default=False)
+
+
+class QueryFlight:
+    """Where one query's POST stands, so that only a query PostHog may be running is cancelled:
+    `on_the_wire` while its request is sent and unanswered, `running` once PostHog accepted it
+    in async mode and until a poll says it ended."""
+
+    __slots__ = ("on_the_wire", "running")
+
+    def __init__(self) -> None:
+        self.on_the_wire = False
+        self.running = False
+
+    @property
+    def maybe_running(self) -> bool:
+        return self.on_the_wire or self.running
+
 
 log = get_logger()
 
@@ -177,6 +197,9 @@ class RequestPipeline:
             api=[(settings.api_rate_per_minute, 60.0), (settings.api_rate_per_hour, 3600.0)],
         )
         self._auth = _BearerAuth(settings.api_key)
+        # Best-effort DELETEs of cancelled queries, sent in the background so a caller's
+        # deadline is not overrun by them; `aclose()` waits for them (briefly).
+        self._cancels: set[asyncio.Task[None]] = set()
         # Created on first use: anyio primitives want a running event loop.
         self._query_slots: anyio.CapacityLimiter | None = None
         self._with_retries = backoff.on_exception(
@@ -205,9 +228,24 @@ class RequestPipeline:
         return 0 if self._query_slots is None else int(self._query_slots.borrowed_tokens)
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this pipeline created it."""
+        """Let pending cancels finish (at most `CANCEL_TIMEOUT`), then close the HTTP client if
+        this pipeline created it."""
+        if self._cancels:
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait(set(self._cancels), timeout=CANCEL_TIMEOUT)
         if self._owns_client:
             await self.client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def query_slot(self) -> AsyncIterator[None]:
+        """Hold a query slot around several requests (an async-mode query's POST and polls):
+        PostHog runs the query all that time, so it counts against the concurrency limit."""
+        async with self._slot("query"):
+            token = _slot_held.set(True)
+            try:
+                yield
+            finally:
+                _slot_held.reset(token)
 
     async def send(
         self,
@@ -217,16 +255,24 @@ class RequestPipeline:
         endpoint: Endpoint,
         json: Any = None,
         params: dict[str, str] | None = None,
+        flight: QueryFlight | None = None,
     ) -> Any:
         """Send one logical request (with retries) within the call's deadline; return the JSON.
 
         `url` is a path below the host (`/api/projects/1/query/`) or an absolute URL on it
-        (a `next` link). Raises only `DriverError` subclasses.
+        (a `next` link); `flight` is told while the request is on the wire. Raises only
+        `DriverError` subclasses.
         """
         if url.startswith("/"):
             url = self._settings.host + url
         return await self._with_retries(
-            method, url, endpoint=endpoint, body=json, params=params, state={"attempts": 0}
+            method,
+            url,
+            endpoint=endpoint,
+            body=json,
+            params=params,
+            flight=flight or QueryFlight(),
+            state={"attempts": 0},
         )
 
     async def probe(self, path: str, timeout: float) -> bool:
@@ -238,13 +284,19 @@ class RequestPipeline:
             return response.status_code == 200
         return False
 
-    async def cancel_query(self, path: str) -> None:
-        """Best effort, shielded: `DELETE` a query PostHog may still be running.
+    def cancel_query(self, path: str) -> None:
+        """Best effort: `DELETE` a query PostHog may still be running, in the background.
 
-        Sent at once (a cancelled caller cannot wait), outside retries and breakers, within
-        `CANCEL_TIMEOUT`; skipped when the API windows have no room (PostHog would answer 429).
+        The caller goes on at once (its deadline is not overrun); the request is sent outside
+        retries and breakers, within `CANCEL_TIMEOUT`, and skipped when the API windows have no
+        room (PostHog would answer 429). `aclose()` waits for it.
         """
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_TIMEOUT):
+        task = asyncio.get_running_loop().create_task(self._send_cancel(path))
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def _send_cancel(self, path: str) -> None:
+        with anyio.move_on_after(CANCEL_TIMEOUT):
             try:
                 await self.limits.for_endpoint("api").acquire(max_wait=0)
             except WaitTooLong:
@@ -263,6 +315,8 @@ class RequestPipeline:
     def _give_up(self, exc: Exception) -> bool:
         if not isinstance(exc, _RETRYABLE) or remaining() <= 0:
             return True
+        if isinstance(exc.__cause__, WaitTooLong):
+            return True  # a wait that would pass its bound: nothing was sent, and waiting is it
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None and retry_after > self._settings.max_retry_after:
             return True  # PostHog asked for a longer wait than we are willing to sleep
@@ -277,6 +331,7 @@ class RequestPipeline:
         endpoint: Endpoint,
         body: Any,
         params: dict[str, str] | None,
+        flight: QueryFlight,
         state: dict[str, int],
     ) -> Any:
         state["attempts"] += 1
@@ -285,11 +340,18 @@ class RequestPipeline:
         breaker.reject_if_open()  # fail at once rather than queue for a slot first
         async with self._slot(endpoint):
             await self._admission(bucket)
+            if remaining() <= 0:  # the caller's deadline passed while waiting: send nothing
+                raise RequestTimeoutError(
+                    "The call's deadline (timeout=, or POSTHOG_CALL_TIMEOUT) passed before its "
+                    "next request could be sent; nothing was sent. Allow the call more time."
+                ) from WaitTooLong(0.0, paused=False)
             # The breaker admits only once a slot and room are ours: a call that queued while
             # it was closed must not be sent after it opened.
             async with breaker.admit():
                 started = time.perf_counter()
+                flight.on_the_wire = True
                 response = await self._request_by_deadline(method, url, body, params)
+                flight.on_the_wire = False
                 if response.is_success:
                     data = _decode(response)
                     log.debug(
@@ -305,7 +367,7 @@ class RequestPipeline:
 
     @contextlib.asynccontextmanager
     async def _slot(self, endpoint: Endpoint) -> AsyncIterator[None]:
-        if endpoint != "query":
+        if endpoint != "query" or _slot_held.get():
             yield
             return
         bound = self._wait_bound()
@@ -318,7 +380,7 @@ class RequestPipeline:
                 bound,
                 f"all {self._settings.max_concurrent_queries} query slots "
                 "(POSTHOG_MAX_CONCURRENT_QUERIES) stayed busy",
-            )
+            ) from WaitTooLong(bound, paused=False)
         try:
             yield
         finally:
@@ -335,7 +397,7 @@ class RequestPipeline:
                 if exc.paused
                 else f"the {bucket.name} rate windows have no room for {exc.seconds:.0f} s"
             )
-            raise self._waited_too_long(exc.seconds, reason) from None
+            raise self._waited_too_long(exc.seconds, reason) from exc
 
     def _wait_bound(self) -> float:
         return min(self._settings.max_retry_after, remaining())

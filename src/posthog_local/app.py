@@ -430,8 +430,12 @@ class Api:
 
     async def cancel(self, request: Request) -> Response:
         """``DELETE .../query/{id}/``: stop a running query (200, as PostHog's code answers)."""
-        if not self.state.jobs.cancel(str(request.path_params.get("query_id"))):
+        job = self.state.jobs.get(str(request.path_params.get("query_id")))
+        if job is None:
             return _error(404, "invalid_request", "not_found", "Not found.")
+        if job.complete:
+            return JSONResponse({"message": "Query already completed"})
+        self.state.jobs.cancel(job.id)
         return JSONResponse({"message": "Query cancelled"})
 
     async def _compile(self, message: dict[str, Any]) -> dict[str, Any] | Response:

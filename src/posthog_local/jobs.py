@@ -115,8 +115,11 @@ class Jobs:
         job = self.register(query_id, team_id)
 
         async def run() -> None:
-            with job.scope:
-                await work(job)
+            try:
+                with job.scope:
+                    await work(job)
+            except Exception:  # noqa: BLE001 - reported as the query's error, as PostHog does
+                job.finish(error="The query failed on the server.")
             if not job.complete:
                 job.finish(error="Query cancelled")
 
