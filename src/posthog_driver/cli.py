@@ -102,12 +102,24 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--model", default=None, help="Claude model id")
     ask.add_argument("--max-turns", type=int, default=10)
+    ask.add_argument(
+        "--sandbox",
+        choices=["none", "local"],
+        default="none",
+        help="let Claude run Python on the query results in a sandbox (local: bubblewrap)",
+    )
     ask.set_defaults(run=_run_ask)
 
     mcp = commands.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     mcp.add_argument("--host", default="127.0.0.1")
     mcp.add_argument("--port", type=int, default=8765)
+    mcp.add_argument(
+        "--sandbox",
+        choices=["none", "local"],
+        default="none",
+        help="offer a python tool that runs in a sandbox (local: bubblewrap)",
+    )
     mcp.set_defaults(run=_run_mcp)
     return parser
 
@@ -227,7 +239,7 @@ async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
 
 def _run_ask(args: argparse.Namespace) -> int:
     commands = _tool_commands()
-    kwargs: dict[str, Any] = {"max_turns": args.max_turns}
+    kwargs: dict[str, Any] = {"max_turns": args.max_turns, "sandbox": args.sandbox}
     if args.model:
         kwargs["model"] = args.model
     return int(anyio.run(lambda: commands.ask(args.question, **kwargs)))
@@ -236,7 +248,11 @@ def _run_ask(args: argparse.Namespace) -> int:
 def _run_mcp(args: argparse.Namespace) -> int:
     commands = _tool_commands()
     transport = "streamable-http" if args.http else "stdio"
-    return int(commands.serve_mcp(transport=transport, host=args.host, port=args.port))
+    return int(
+        commands.serve_mcp(
+            transport=transport, host=args.host, port=args.port, sandbox=args.sandbox
+        )
+    )
 
 
 def _tool_commands() -> Any:

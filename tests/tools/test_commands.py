@@ -8,6 +8,7 @@ import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
 
+from posthog_driver import SandboxUnavailableError
 from posthog_driver.tools import commands
 from tests.tools.fake_posthog import HOST, KEY, PROJECT, FakePostHog
 from tests.tools.respx_bridge import anthropic_client
@@ -108,3 +109,31 @@ def test_serve_mcp_runs_the_server_on_the_transport_asked(
     monkeypatch.setattr(MCPServer, "run", lambda self, how, **kw: ran.append((how, kw)))
     assert commands.serve_mcp(transport=transport, host="h", port=1) == 0
     assert ran == [expected]
+
+
+@pytest.mark.usefixtures("posthog_env")
+def test_serve_mcp_with_a_local_sandbox_offers_the_python_tool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[list[str]] = []
+
+    def run(self: MCPServer[Any], how: str, **kw: Any) -> None:
+        served.append([tool.name for tool in self._tool_manager.list_tools()])
+
+    monkeypatch.setattr(MCPServer, "run", run)
+    assert commands.serve_mcp(sandbox="local") == 0
+    assert served[0][-1] == "python"
+
+
+@pytest.mark.usefixtures("posthog_env")
+def test_a_sandbox_that_cannot_run_here_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def missing() -> str:
+        raise SandboxUnavailableError("bubblewrap (bwrap) is not installed")
+
+    monkeypatch.setattr(commands, "find_bubblewrap", missing)
+    assert commands.serve_mcp(sandbox="local") == 2
+    err = capsys.readouterr().err
+    assert "--sandbox local cannot run here" in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,7 +2,8 @@
 
 ``confine(argv, Confinement(...))`` turns a command into one that runs under bubblewrap: own
 namespaces, no network, a read-only view of the interpreter, a private ``/tmp`` and resource
-limits. The local server runs its query engine this way; agent-written code will too.
+limits. The local server runs its query engine this way, and ``LocalSandboxExecutor`` runs
+agent-written Python this way (an ``Executor``: code and files in, output and files out).
 
 Example::
 
@@ -19,8 +20,24 @@ from posthog_driver.sandbox._bubblewrap import (
     Confinement,
     confine,
     find_bubblewrap,
+    pids_cgroup,
     popen,
     python_paths,
+    remove_cgroup,
 )
+from posthog_driver.sandbox._e2b import E2BExecutor
+from posthog_driver.sandbox._executor import ExecutionResult, Executor, LocalSandboxExecutor
 
-__all__ = ["Confinement", "confine", "find_bubblewrap", "popen", "python_paths"]
+__all__ = [
+    "Confinement",
+    "E2BExecutor",
+    "ExecutionResult",
+    "Executor",
+    "LocalSandboxExecutor",
+    "confine",
+    "find_bubblewrap",
+    "pids_cgroup",
+    "popen",
+    "python_paths",
+    "remove_cgroup",
+]

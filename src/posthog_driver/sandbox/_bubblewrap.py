@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,15 @@ from posthog_driver._errors import SandboxUnavailableError
 
 _TMP = "/tmp"  # noqa: S108 - the sandbox's own private tmpfs, not the host's /tmp
 
-__all__ = ["Confinement", "confine", "find_bubblewrap", "popen", "python_paths"]
+__all__ = [
+    "Confinement",
+    "confine",
+    "find_bubblewrap",
+    "pids_cgroup",
+    "popen",
+    "python_paths",
+    "remove_cgroup",
+]
 
 # Sets resource limits, then replaces itself with the program. Runs inside the sandbox with
 # `python -I -S`; its arguments are the limits and the program's argv, never code.
@@ -51,6 +60,13 @@ _LAUNCHER = (
     "    resource.setrlimit(getattr(resource, 'RLIMIT_' + name), (limit, limit))\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
+# Moves itself into a cgroup (argv[1] is its cgroup.procs), then becomes bubblewrap.
+_JOIN_CGROUP = (
+    "import os,sys\n"
+    "with open(sys.argv[1], 'w') as f: f.write(str(os.getpid()))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+_PIDS_ROOT = Path("/sys/fs/cgroup/pids")  # cgroup v1, as on these machines
 _SANDBOX_UID = 65534  # "nobody"
 _START_ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -93,6 +109,10 @@ class Confinement:
 
     workdir: str = _TMP
     """Working directory inside the sandbox."""
+
+    pids_cgroup: str | None = None
+    """A pids cgroup directory (``pids.max`` set) that bubblewrap joins before it starts: the
+    process cap that still binds a root caller (see ``pids_cgroup``)."""
 
     die_with_parent: bool = True
     """Kill everything in the sandbox when bubblewrap's parent dies, or bubblewrap itself is
@@ -193,6 +213,9 @@ def _command(
     if with_launcher:
         command += [sys.executable, "-I", "-S", "-c", _LAUNCHER, _limits(confinement)]
     command += list(argv)
+    if confinement.pids_cgroup is not None:  # join it first, so every descendant counts
+        procs = str(Path(confinement.pids_cgroup) / "cgroup.procs")
+        command = [sys.executable, "-I", "-S", "-c", _JOIN_CGROUP, procs, *command]
     return command, dict(_START_ENV)
 
 
@@ -212,6 +235,39 @@ def popen(argv: Sequence[str], confinement: Confinement, **options: Any) -> subp
         return subprocess.Popen(command, env=env, **options)  # noqa: S603 - argv is ours to run
 
     return _SPAWNER.submit(start).result()
+
+
+def pids_cgroup(max_processes: int) -> Path | None:
+    """A fresh pids cgroup capped at ``max_processes``, or None where none can be made.
+
+    The kernel does not apply ``RLIMIT_NPROC`` to root, even inside a user namespace, so a
+    sandbox started by root needs a pids cgroup to stop a fork bomb. Made under the cgroup v1
+    pids hierarchy when it is writable (root on these machines); remove it with
+    ``remove_cgroup`` once the sandbox has ended.
+    """
+    if not (_PIDS_ROOT / "cgroup.procs").exists() or not os.access(_PIDS_ROOT, os.W_OK):
+        return None
+    path = _PIDS_ROOT / f"posthog-sandbox-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        path.mkdir()
+        (path / "pids.max").write_text(str(max_processes))
+    except OSError:
+        remove_cgroup(path)
+        return None
+    return path
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove a cgroup made by ``pids_cgroup`` (its processes must have ended)."""
+    for _ in range(50):
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError:  # still busy for a moment after its last process was reaped
+            time.sleep(0.01)
+        else:
+            return
 
 
 def _top_level(name: str) -> list[str]:

@@ -20,6 +20,7 @@ Needs the `agent-sdk` extra: `pip install "posthog-driver[agent-sdk]"`.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,12 @@ def create_agent_sdk_server(toolset: Toolset, *, name: str = "posthog") -> Agent
 def _sdk_tool_for(toolset: Toolset, spec: ToolSpec) -> SdkMcpTool[Any]:
     async def handler(arguments: dict[str, Any]) -> dict[str, Any]:
         result = await toolset.call(spec.name, arguments)
-        return {"content": [{"type": "text", "text": result.text}], "is_error": result.is_error}
+        content: list[dict[str, Any]] = [{"type": "text", "text": result.text}]
+        content += [
+            {"type": "image", "data": base64.b64encode(image).decode(), "mimeType": "image/png"}
+            for image in result.images
+        ]
+        return {"content": content, "is_error": result.is_error}
 
     annotations = ToolAnnotations(
         readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True

@@ -11,6 +11,7 @@ Needs the `anthropic` extra: `pip install "posthog-driver[anthropic]"`.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ except ImportError as exc:
         'The Claude tool loop needs the anthropic package: pip install "posthog-driver[anthropic]"'
     ) from exc
 
-from posthog_driver.tools.toolset import Toolset
+from posthog_driver.tools.toolset import ToolResult, Toolset
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SYSTEM", "ToolLoopResult", "run_tool_loop"]
 
@@ -117,7 +118,7 @@ async def run_tool_uses(toolset: Toolset, uses: Sequence[ToolUseBlock]) -> list[
         results[index] = {
             "type": "tool_result",
             "tool_use_id": use.id,
-            "content": outcome.text,
+            "content": _content(outcome),
             "is_error": outcome.is_error,
         }
 
@@ -126,3 +127,18 @@ async def run_tool_uses(toolset: Toolset, uses: Sequence[ToolUseBlock]) -> list[
         for index, use in enumerate(uses):
             group.start_soon(run, index, use)
     return results
+
+
+def _content(outcome: ToolResult) -> str | list[dict[str, Any]]:
+    """The text alone, or text and PNG image blocks (charts from the python tool)."""
+    if not outcome.images:
+        return outcome.text
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": outcome.text}]
+    for image in outcome.images:
+        source = {
+            "type": "base64",
+            "media_type": "image/png",
+            "data": base64.b64encode(image).decode(),
+        }
+        blocks.append({"type": "image", "source": source})
+    return blocks

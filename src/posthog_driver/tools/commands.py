@@ -11,8 +11,9 @@ import sys
 from typing import TYPE_CHECKING, Literal
 
 from posthog_driver._driver import AsyncDriver
-from posthog_driver._errors import ConfigError
+from posthog_driver._errors import ConfigError, SandboxUnavailableError
 from posthog_driver._settings import DriverSettings
+from posthog_driver.sandbox import LocalSandboxExecutor, find_bubblewrap
 from posthog_driver.tools.toolset import Toolset
 
 if TYPE_CHECKING:
@@ -23,6 +24,22 @@ __all__ = ["DEFAULT_ASK_MODEL", "ask", "serve_mcp"]
 DEFAULT_ASK_MODEL = "claude-sonnet-5-5"
 
 Transport = Literal["stdio", "streamable-http"]
+Sandbox = Literal["none", "local"]
+
+
+def _executor(sandbox: str) -> LocalSandboxExecutor | None:
+    """The executor behind `--sandbox`; `ConfigError` where it cannot run (no bubblewrap)."""
+    if sandbox == "none":
+        return None
+    if sandbox != "local":
+        raise ConfigError(
+            f"unknown sandbox {sandbox!r}: use local (bubblewrap on this host) or none."
+        )
+    try:
+        find_bubblewrap()
+    except SandboxUnavailableError as exc:
+        raise ConfigError(f"--sandbox local cannot run here: {exc}") from None
+    return LocalSandboxExecutor()
 
 
 def _fail(message: str, code: int) -> int:
@@ -36,6 +53,7 @@ async def ask(
     model: str = DEFAULT_ASK_MODEL,
     max_turns: int = 10,
     client: AsyncAnthropic | None = None,
+    sandbox: str = "none",
 ) -> int:
     """Answer `question` with Claude and the PostHog tools; print the answer to stdout.
 
@@ -52,13 +70,14 @@ async def ask(
         return _fail('ask needs the anthropic extra: pip install "posthog-driver[anthropic]"', 2)
     try:
         driver = AsyncDriver.from_env()
+        executor = _executor(sandbox)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     try:
         async with driver, client or anthropic.AsyncAnthropic() as claude:
             outcome = await run_tool_loop(
                 claude,
-                Toolset(driver),
+                Toolset(driver, executor=executor),
                 [{"role": "user", "content": question}],
                 model=model,
                 max_turns=max_turns,
@@ -71,7 +90,9 @@ async def ask(
     return 0
 
 
-def serve_mcp(*, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> int:
+def serve_mcp(
+    *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765, sandbox: str = "none"
+) -> int:
     """Serve the tools over MCP until interrupted: `stdio`, or `streamable-http` on host:port.
 
     Settings come from `POSTHOG_*` and are checked before serving, so a bad key fails fast
@@ -85,9 +106,10 @@ def serve_mcp(*, transport: str = "stdio", host: str = "127.0.0.1", port: int = 
         return _fail('mcp needs the mcp extra: pip install "posthog-driver[mcp]"', 2)
     try:
         settings = DriverSettings.from_env()
+        executor = _executor(sandbox)
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    server = create_mcp_server(settings)
+    server = create_mcp_server(settings, executor=executor)
     if transport == "stdio":
         server.run("stdio")
     else:

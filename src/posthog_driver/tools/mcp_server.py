@@ -16,6 +16,8 @@ Needs the `mcp` extra: `pip install "posthog-driver[mcp]"`.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +26,7 @@ from typing import Any
 try:
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.tools import Tool
-    from mcp.types import CallToolResult, TextContent, ToolAnnotations
+    from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 except ImportError as exc:
     raise ImportError(
         'The MCP server needs the mcp package (2.x): pip install "posthog-driver[mcp]"'
@@ -32,7 +34,8 @@ except ImportError as exc:
 
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._settings import DriverSettings
-from posthog_driver.tools.specs import TOOL_SPECS, ToolSpec
+from posthog_driver.sandbox._executor import Executor
+from posthog_driver.tools.specs import PYTHON_SPEC, TOOL_SPECS, ToolSpec
 from posthog_driver.tools.toolset import ToolResult, Toolset
 
 __all__ = ["INSTRUCTIONS", "READ_ONLY", "create_mcp_server", "to_call_tool_result"]
@@ -55,9 +58,13 @@ ToolsetFactory = Callable[[AsyncDriver], Toolset]
 
 
 def to_call_tool_result(result: ToolResult) -> CallToolResult:
-    """A toolset result as MCP's `CallToolResult` (one text block, `is_error` as given)."""
+    """A toolset result as MCP's `CallToolResult`: a text block, then any PNG images."""
+    images = [
+        ImageContent(type="image", data=base64.b64encode(image).decode(), mime_type="image/png")
+        for image in result.images
+    ]
     return CallToolResult(
-        content=[TextContent(type="text", text=result.text)], is_error=result.is_error
+        content=[TextContent(type="text", text=result.text), *images], is_error=result.is_error
     )
 
 
@@ -65,26 +72,31 @@ def create_mcp_server(
     settings: DriverSettings | None = None,
     *,
     name: str = "posthog",
-    toolset_factory: ToolsetFactory = Toolset,
+    toolset_factory: ToolsetFactory | None = None,
+    executor: Executor | None = None,
 ) -> MCPServer[Toolset]:
-    """An `MCPServer` serving `list_objects`, `get_fields`, `query` and `describe`.
+    """An `MCPServer` serving `list_objects`, `get_fields`, `query` and `describe`, and
+    `python` when an `executor` (a sandbox) is given.
 
     `settings` default to `DriverSettings.from_env()` (the `POSTHOG_*` environment), read when the
     server starts, not when it is built. `toolset_factory` builds the toolset around the
     server's driver (e.g. `lambda d: Toolset(d, max_rows=50)`).
     """
+    factory = toolset_factory or (lambda driver: Toolset(driver, executor=executor))
+    specs = TOOL_SPECS + ((PYTHON_SPEC,) if executor is not None else ())
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Toolset]) -> AsyncIterator[Toolset]:
         chosen = settings if settings is not None else DriverSettings.from_env()
-        async with AsyncDriver(chosen) as driver:
-            yield toolset_factory(driver)
+        sandbox = executor if executor is not None else contextlib.nullcontext()
+        async with AsyncDriver(chosen) as driver, sandbox:
+            yield factory(driver)
 
     return MCPServer(
         name,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        tools=[_tool(spec) for spec in TOOL_SPECS],
+        tools=[_tool(spec) for spec in specs],
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TOOL_SPECS", "ToolSpec"]
+__all__ = ["PYTHON_SPEC", "TOOL_SPECS", "ToolSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +112,28 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         },
     ),
 )
+
+PYTHON_SPEC = ToolSpec(
+    name="python",
+    description=(
+        "Run Python on the rows of your earlier query calls, in a sandbox (no network, no "
+        "files but its own; pandas and matplotlib available). Each query result is a pandas "
+        "DataFrame named as the query said (query_1, query_2, ...), also as query_1.csv. "
+        "print() what you want to read (long output is cut). A matplotlib figure left open "
+        "(or saved as .png) comes back as an image. Use it to pivot, compute ratios or "
+        "cohorts, fit a trend or draw a chart; fetch the data with query first, aggregated "
+        "in HogQL where you can."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {
+            "code": {
+                "type": "string",
+                "description": "Python source, e.g. print(query_1.groupby('event')['n'].sum())",
+            },
+        },
+        "required": ["code"],
+        "additionalProperties": False,
+    },
+)
+"""Offered only when the toolset has an executor (a sandbox) to run it in."""

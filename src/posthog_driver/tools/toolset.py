@@ -18,10 +18,12 @@ from typing import Any
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._errors import DriverError
 from posthog_driver._logging import get_logger, redact
+from posthog_driver.sandbox._executor import Executor
 from posthog_driver.tools import rendering
 from posthog_driver.tools.feedback import UNEXPECTED_ERROR, argument_problems, explain
+from posthog_driver.tools.python_tool import Datasets, run_python
 from posthog_driver.tools.rendering import RenderLimits
-from posthog_driver.tools.specs import TOOL_SPECS, ToolSpec
+from posthog_driver.tools.specs import PYTHON_SPEC, TOOL_SPECS, ToolSpec
 
 __all__ = ["ToolResult", "Toolset"]
 
@@ -30,10 +32,12 @@ log = get_logger()
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What a tool call gives back: `text` for the model, and whether it is an error."""
+    """What a tool call gives back: `text` for the model, whether it is an error, and PNG
+    `images` (charts from the python tool)."""
 
     text: str
     is_error: bool = False
+    images: tuple[bytes, ...] = ()
 
 
 class Toolset:
@@ -48,6 +52,9 @@ class Toolset:
 
     `max_rows`, `max_chars` and `max_cell_chars` cap each rendering (see `RenderLimits`); the
     defaults keep any result well under Claude Code's 25,000-token tool-result cap.
+
+    With an `executor` (a sandbox, e.g. `LocalSandboxExecutor`), a fifth tool, `python`, runs
+    the model's code there on the rows of its earlier `query` calls; charts come back as images.
     """
 
     def __init__(
@@ -57,16 +64,23 @@ class Toolset:
         max_rows: int = rendering.DEFAULT_MAX_ROWS,
         max_chars: int = rendering.DEFAULT_MAX_CHARS,
         max_cell_chars: int = rendering.DEFAULT_MAX_CELL_CHARS,
+        executor: Executor | None = None,
+        python_timeout: float = 60.0,
     ) -> None:
         self.driver = driver
+        self.executor = executor
+        self.python_timeout = python_timeout
+        self._datasets = Datasets()
+        self._specs = TOOL_SPECS + ((PYTHON_SPEC,) if executor is not None else ())
         self.limits = RenderLimits(
             max_rows=max_rows, max_chars=max_chars, max_cell_chars=max_cell_chars
         )
-        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[str]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[str | ToolResult]]] = {
             "list_objects": self._list_objects,
             "get_fields": self._get_fields,
             "query": self._query,
             "describe": self._describe,
+            "python": self._python,
         }
 
     def __repr__(self) -> str:
@@ -75,23 +89,23 @@ class Toolset:
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
         """The tools' names, descriptions and JSON input schemas."""
-        return TOOL_SPECS
+        return self._specs
 
     @property
     def names(self) -> list[str]:
         """The tool names, in the order they are offered."""
-        return [spec.name for spec in TOOL_SPECS]
+        return [spec.name for spec in self._specs]
 
     def anthropic_tools(self) -> list[dict[str, Any]]:
         """The tools as the Messages API's `tools=` list (name, description, input_schema)."""
         return [
             {"name": s.name, "description": s.description, "input_schema": s.input_schema}
-            for s in TOOL_SPECS
+            for s in self._specs
         ]
 
     async def call(self, name: str, arguments: Any = None) -> ToolResult:
         """Run tool `name` with `arguments` (a dict, or None for none); never raises for errors."""
-        spec = next((s for s in TOOL_SPECS if s.name == name), None)
+        spec = next((s for s in self._specs if s.name == name), None)
         if spec is None:
             return self._error(
                 f"There is no tool named {name!r}. The tools are: {', '.join(self.names)}."
@@ -103,7 +117,7 @@ class Toolset:
                 f"Invalid arguments for {name}: {'; '.join(problems)}. Fix them and call it again."
             )
         try:
-            text = await self._handlers[name](arguments)
+            answer = await self._handlers[name](arguments)
         except DriverError as exc:
             log.info("tool_error", tool=name, error=type(exc).__name__)
             return self._error(explain(exc))
@@ -111,7 +125,9 @@ class Toolset:
             # Masked on purpose: a traceback's text could carry internals or configuration.
             log.exception("tool_crashed", tool=name)
             return self._error(UNEXPECTED_ERROR)
-        return ToolResult(self._scrub(text))
+        if isinstance(answer, ToolResult):
+            return ToolResult(self._scrub(answer.text), answer.is_error, answer.images)
+        return ToolResult(self._scrub(answer))
 
     async def _list_objects(self, _arguments: dict[str, Any]) -> str:
         return rendering.render_objects(await self.driver.list_objects())
@@ -123,7 +139,22 @@ class Toolset:
 
     async def _query(self, arguments: dict[str, Any]) -> str:
         result = await self.driver.execute(arguments["query"], arguments.get("values"))
-        return rendering.render_result(result, self.limits)
+        text = rendering.render_result(result, self.limits)
+        if self.executor is None:
+            return text
+        name = self._datasets.add(result)
+        return f"{text}\n(All {len(result.rows)} rows are `{name}` for the python tool.)"
+
+    async def _python(self, arguments: dict[str, Any]) -> ToolResult:
+        assert self.executor is not None  # the tool is offered only with an executor
+        run = await run_python(
+            self.executor,
+            arguments["code"],
+            self._datasets,
+            timeout=self.python_timeout,
+            max_chars=self.limits.max_chars,
+        )
+        return ToolResult(run.text, is_error=run.failed, images=run.images)
 
     async def _describe(self, arguments: dict[str, Any]) -> str:
         catalog = await self.driver.describe(arguments.get("objects"))

@@ -1,0 +1,292 @@
+"""Run agent-written Python where it cannot touch the host: the executor protocol and the
+bubblewrap executor.
+
+An executor runs one Python program with input files and environment variables, under a
+wall-clock limit, and returns its stdout, stderr, exit status and the files it wrote. Nothing the
+caller passes (code, data, a key) is ever pasted into program text: the code is written to
+``main.py``, data to files, secrets go in ``env``.
+
+``LocalSandboxExecutor`` (Linux, bubblewrap) gives each run a fresh working directory (the only
+writable place besides a private ``/tmp``), no network (its own loopback only), nothing of the
+host's home, ``/etc`` or working tree, its own ``/proc`` and PID namespace, and limits: address
+space, CPU time, file size, open files, processes (a pids cgroup where the caller is root, since
+the kernel exempts root from ``RLIMIT_NPROC``). Output is capped while it is read, not after;
+past the cap, or past the wall-clock limit, or when the awaiting task is cancelled, the whole
+sandbox is killed. Without a working bubblewrap it refuses with ``SandboxUnavailableError``; it
+never runs code unsandboxed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Protocol, Self
+
+import anyio
+
+from posthog_driver._errors import ValidationError
+from posthog_driver.sandbox._bubblewrap import (
+    Confinement,
+    find_bubblewrap,
+    pids_cgroup,
+    popen,
+    python_paths,
+    remove_cgroup,
+)
+
+__all__ = ["ExecutionResult", "Executor", "LocalSandboxExecutor"]
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+PROGRAM = "main.py"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """What one run produced. ``exit_code`` is None when the sandbox was killed."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    """Files the program wrote at the top of its working directory (inputs excluded)."""
+    timed_out: bool = False
+    truncated: bool = False
+    """Output (or output files) went past the cap; the sandbox was killed or files dropped."""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class Executor(Protocol):
+    """Runs a Python program in isolation. Executors are async context managers."""
+
+    async def run(
+        self,
+        code: str,
+        *,
+        files: Mapping[str, bytes] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ExecutionResult: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def check_inputs(code: str, files: Mapping[str, bytes], env: Mapping[str, str]) -> None:
+    """Refuse what cannot be passed safely: names that are not plain file names, non-text."""
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationError("The program is empty; pass Python source as a string.")
+    for name, data in files.items():
+        if (
+            not isinstance(name, str)
+            or not name
+            or name in (".", "..", PROGRAM)
+            or not set(name) <= _NAME_CHARS
+            or not isinstance(data, bytes)
+        ):
+            raise ValidationError(
+                f"Input file {name!r} is not allowed: use plain names (letters, digits, '.', "
+                f"'_', '-', not {PROGRAM!r}) and bytes for the content."
+            )
+    for key, value in env.items():
+        if not (isinstance(key, str) and key.isidentifier() and isinstance(value, str)):
+            raise ValidationError(f"Environment variable {key!r} must be a name with a str value.")
+
+
+class LocalSandboxExecutor:
+    """Run Python in a bubblewrap sandbox on this (Linux) host.
+
+    ```python
+    async with LocalSandboxExecutor() as sandbox:
+        result = await sandbox.run("import pandas as pd; print(pd.read_csv('rows.csv').sum())",
+                                   files={"rows.csv": b"n\\n1\\n2\\n"}, timeout=20)
+    print(result.stdout)
+    ```
+    """
+
+    def __init__(
+        self,
+        *,
+        memory_bytes: int = 2 << 30,
+        cpu_seconds: int = 60,
+        file_size_bytes: int = 16 << 20,
+        max_processes: int = 64,
+        max_output_bytes: int = 1 << 20,
+        max_files_bytes: int = 8 << 20,
+    ) -> None:
+        self.memory_bytes = memory_bytes
+        self.cpu_seconds = cpu_seconds
+        self.file_size_bytes = file_size_bytes
+        self.max_processes = max_processes
+        self.max_output_bytes = max_output_bytes
+        self.max_files_bytes = max_files_bytes
+        self.running = 0  #: sandboxes alive right now (0 once every run has returned)
+
+    async def __aenter__(self) -> Self:
+        await anyio.to_thread.run_sync(find_bubblewrap)  # refuse early, with the reason
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def run(
+        self,
+        code: str,
+        *,
+        files: Mapping[str, bytes] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ExecutionResult:
+        """Run ``code`` as ``main.py`` with ``files`` beside it and ``env`` as its whole
+        environment; kill it after ``timeout`` seconds or when the caller is cancelled."""
+        files, env = dict(files or {}), dict(env or {})
+        check_inputs(code, files, env)
+        await anyio.to_thread.run_sync(find_bubblewrap)
+        workdir = Path(tempfile.mkdtemp(prefix="posthog-sandbox-"))
+        cgroup = pids_cgroup(self.max_processes)
+        try:
+            for name, data in files.items():
+                (workdir / name).write_bytes(data)
+            (workdir / PROGRAM).write_text(code, encoding="utf-8")
+            return await self._run(workdir, env, timeout, cgroup, set(files))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if cgroup is not None:
+                await anyio.to_thread.run_sync(remove_cgroup, cgroup)
+
+    async def _run(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        timeout: float,
+        cgroup: Path | None,
+        inputs: set[str],
+    ) -> ExecutionResult:
+        confinement = Confinement(
+            read_only=python_paths(),
+            writable=(str(workdir),),
+            env={"MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8", **env},
+            workdir=str(workdir),
+            memory_bytes=self.memory_bytes,
+            cpu_seconds=self.cpu_seconds,
+            file_size_bytes=self.file_size_bytes,
+            processes=self.max_processes,
+            pids_cgroup=str(cgroup) if cgroup is not None else None,
+        )
+        process = popen(
+            [sys.executable, "-I", PROGRAM],
+            confinement,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.running += 1
+        out, err = _Capture(self.max_output_bytes), _Capture(self.max_output_bytes)
+        readers = [
+            threading.Thread(target=out.read, args=(process.stdout, process), daemon=True),
+            threading.Thread(target=err.read, args=(process.stderr, process), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        timed_out = False
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+            timed_out = scope.cancelled_caught
+        finally:
+            _kill(process)  # the sandbox and everything in it; also when we are cancelled
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_reap, process, readers)
+            self.running -= 1
+        outputs, dropped = _outputs(workdir, inputs, self.max_files_bytes)
+        return ExecutionResult(
+            exit_code=None if timed_out or out.overflow or err.overflow else process.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            files=outputs,
+            timed_out=timed_out,
+            truncated=out.overflow or err.overflow or dropped,
+        )
+
+
+class _Capture:
+    """One stream, read up to a cap; past it, the sandbox is killed (capped where produced)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.overflow = False
+
+    def read(self, stream: IO[bytes] | None, process: subprocess.Popen[bytes]) -> None:
+        if stream is None:
+            return
+        while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+            room = self.cap - len(self.data)
+            self.data += chunk[:room]
+            if len(chunk) > room:
+                self.overflow = True
+                _kill(process)
+                return
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    # bubblewrap dies, and with it (die-with-parent, PID namespace) everything inside
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+
+
+def _reap(process: subprocess.Popen[bytes], readers: list[threading.Thread]) -> None:
+    process.wait()
+    for reader in readers:
+        reader.join(timeout=5)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _outputs(workdir: Path, inputs: set[str], cap: int) -> tuple[dict[str, bytes], bool]:
+    """Regular files the program left at the top of its directory, smallest first, to ``cap``."""
+    found = []
+    for entry in workdir.iterdir():
+        if entry.name in inputs or entry.name == PROGRAM or entry.is_symlink():
+            continue
+        if entry.is_file():
+            found.append((entry.stat().st_size, entry))
+    outputs: dict[str, bytes] = {}
+    total, dropped = 0, False
+    for size, entry in sorted(found):
+        if total + size > cap:
+            dropped = True
+            continue
+        outputs[entry.name] = entry.read_bytes()
+        total += size
+    return outputs, dropped
