@@ -21,9 +21,6 @@ import respx
 class ViaRespx(httpx2.AsyncBaseTransport):
     """An httpx2 transport that sends through httpx, so respx sees the request."""
 
-    def __init__(self) -> None:
-        self._client = httpx.AsyncClient()
-
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         sent = httpx.Request(
             request.method,
@@ -31,19 +28,20 @@ class ViaRespx(httpx2.AsyncBaseTransport):
             headers=list(request.headers.multi_items()),
             content=await request.aread(),
         )
-        try:
-            answer = await self._client.send(sent)
-        except httpx.HTTPError as exc:
-            raise _as_httpx2(exc, request) from None
+        # a client per request, closed at once: a route that passes through to a real server
+        # (the local one) leaves no pooled connection behind
+        async with httpx.AsyncClient() as client:
+            try:
+                answer = await client.send(sent)
+            except httpx.HTTPError as exc:
+                raise _as_httpx2(exc, request) from None
+            content = await answer.aread()
         return httpx2.Response(
             answer.status_code,
             headers=list(answer.headers.multi_items()),
-            content=await answer.aread(),
+            content=content,
             request=request,
         )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def _as_httpx2(exc: Exception, request: httpx2.Request) -> Exception:

@@ -413,7 +413,7 @@ async def test_an_async_query_error_is_a_query_error_with_posthogs_message(one_s
 
 async def test_the_whole_minute_allowance_goes_out_as_a_burst_then_the_window_holds(mock):
     route = mock.post(QUERY_URL).respond(200, json=OK)
-    settings = _settings(query_rate_per_minute=50, max_retry_after=1)
+    settings = _settings(query_rate_per_minute=50, max_retry_after=1, max_concurrent_queries=50)
     async with AsyncDriver(settings) as driver:
         async with anyio.create_task_group() as group:
             for _ in range(49):

@@ -214,3 +214,35 @@ def test_without_bubblewrap_it_refuses_and_runs_nothing(monkeypatch: Any) -> Non
 
     with pytest.raises(SandboxUnavailableError, match="not installed"):
         anyio.run(attempt)
+
+
+async def test_many_files_cannot_fill_the_hosts_disk(sandbox: LocalSandboxExecutor) -> None:
+    code = (
+        "import os\n"
+        "os.makedirs('deep/er', exist_ok=True)\n"
+        "for i in range(1_000_000):\n"
+        "    with open(f'deep/er/f{i}', 'wb') as f:\n"
+        "        f.write(b'x' * (1 << 20))\n"
+    )
+    result = await sandbox.run(code, timeout=30)
+    assert result.truncated
+    assert "working directory went past" in result.stderr
+    assert result.exit_code is None
+
+
+async def test_the_private_tmp_is_size_limited(sandbox: LocalSandboxExecutor) -> None:
+    code = (
+        "written = 0\n"
+        "try:\n"
+        "    with open('/tmp/fill', 'wb') as f:\n"
+        "        for _ in range(100_000):\n"
+        "            f.write(b'x' * (1 << 20))\n"
+        "            written += 1\n"
+        "except OSError as exc:\n"
+        "    print(written, exc.errno)\n"
+    )
+    sandbox_small = LocalSandboxExecutor(max_disk_bytes=32 << 20, file_size_bytes=1 << 30)
+    result = await sandbox_small.run(code)
+    written, errno = result.stdout.split()
+    assert int(written) <= 32
+    assert errno == "28"  # ENOSPC: the tmpfs is full, the host's disk is untouched

@@ -110,6 +110,9 @@ class Confinement:
     workdir: str = _TMP
     """Working directory inside the sandbox."""
 
+    tmp_bytes: int | None = None
+    """Size of the private ``/tmp`` (a tmpfs); None leaves the kernel's default (half of RAM)."""
+
     pids_cgroup: str | None = None
     """A pids cgroup directory (``pids.max`` set) that bubblewrap joins before it starts: the
     process cap that still binds a root caller (see ``pids_cgroup``)."""
@@ -194,6 +197,7 @@ def _command(
         "--cap-drop", "ALL",
         "--ro-bind", "/usr", "/usr",
         # the private /tmp first: a bind below it (a project checked out in /tmp) stays visible
+        *(["--size", str(confinement.tmp_bytes)] if confinement.tmp_bytes else []),
         "--tmpfs", _TMP,
     ]  # fmt: skip
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,12 @@ class LocalSandboxExecutor:
         max_processes: int = 64,
         max_output_bytes: int = 1 << 20,
         max_files_bytes: int = 8 << 20,
+        max_disk_bytes: int = 256 << 20,
+        max_disk_files: int = 10_000,
     ) -> None:
         self.memory_bytes = memory_bytes
+        self.max_disk_bytes = max_disk_bytes
+        self.max_disk_files = max_disk_files
         self.cpu_seconds = cpu_seconds
         self.file_size_bytes = file_size_bytes
         self.max_processes = max_processes
@@ -194,6 +199,7 @@ class LocalSandboxExecutor:
             cpu_seconds=self.cpu_seconds,
             file_size_bytes=self.file_size_bytes,
             processes=self.max_processes,
+            tmp_bytes=self.max_disk_bytes,
             pids_cgroup=str(cgroup) if cgroup is not None else None,
         )
         process = popen(
@@ -210,6 +216,8 @@ class LocalSandboxExecutor:
             threading.Thread(target=out.read, args=(process.stdout, process), daemon=True),
             threading.Thread(target=err.read, args=(process.stderr, process), daemon=True),
         ]
+        disk = _DiskWatch(workdir, self.max_disk_bytes, self.max_disk_files)
+        readers.append(threading.Thread(target=disk.watch, args=(process,), daemon=True))
         for reader in readers:
             reader.start()
         timed_out = False
@@ -223,13 +231,20 @@ class LocalSandboxExecutor:
                 await anyio.to_thread.run_sync(_reap, process, readers)
             self.running -= 1
         outputs, dropped = _outputs(workdir, inputs, self.max_files_bytes)
+        killed = out.overflow or err.overflow or disk.overflow
+        stderr = err.text()
+        if disk.overflow:
+            stderr += (
+                f"\n[sandbox: stopped: its working directory went past {self.max_disk_bytes:,} "
+                f"bytes or {self.max_disk_files:,} files]"
+            )
         return ExecutionResult(
-            exit_code=None if timed_out or out.overflow or err.overflow else process.returncode,
+            exit_code=None if timed_out or killed else process.returncode,
             stdout=out.text(),
-            stderr=err.text(),
+            stderr=stderr,
             files=outputs,
             timed_out=timed_out,
-            truncated=out.overflow or err.overflow or dropped,
+            truncated=killed or dropped,
         )
 
 
@@ -254,6 +269,38 @@ class _Capture:
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
+
+
+class _DiskWatch:
+    """The working directory is on the host's disk: stop the sandbox before it fills it.
+
+    Each file is capped by ``RLIMIT_FSIZE``, but not their number; this second wall looks at
+    the directory every 50 ms and kills the sandbox past ``max_bytes`` or ``max_files``.
+    """
+
+    def __init__(self, workdir: Path, max_bytes: int, max_files: int) -> None:
+        self.workdir, self.max_bytes, self.max_files = workdir, max_bytes, max_files
+        self.overflow = False
+
+    def watch(self, process: subprocess.Popen[bytes]) -> None:
+        while process.poll() is None:
+            if not self._within_limits():
+                self.overflow = True
+                _kill(process)
+                return
+            time.sleep(0.05)
+
+    def _within_limits(self) -> bool:
+        total = files = 0
+        for folder, dirs, names in os.walk(self.workdir):  # stops early past a limit
+            for name in [*dirs, *names]:
+                files += 1
+                with contextlib.suppress(OSError):
+                    info = os.lstat(os.path.join(folder, name))
+                    total += info.st_blocks * 512
+                if files > self.max_files or total > self.max_bytes:
+                    return False
+        return True
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
