@@ -104,9 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-turns", type=int, default=10)
     ask.add_argument(
         "--sandbox",
-        choices=["none", "local"],
+        choices=["none", "local", "e2b"],
         default="none",
-        help="let Claude run Python on the query results in a sandbox (local: bubblewrap)",
+        help="let Claude run Python on the query results in a sandbox (local: bubblewrap; "
+        "e2b: E2B, needs E2B_API_KEY)",
     )
     ask.set_defaults(run=_run_ask)
 
@@ -116,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--port", type=int, default=8765)
     mcp.add_argument(
         "--sandbox",
-        choices=["none", "local"],
+        choices=["none", "local", "e2b"],
         default="none",
-        help="offer a python tool that runs in a sandbox (local: bubblewrap)",
+        help="offer a python tool that runs in a sandbox (local: bubblewrap; e2b: E2B)",
     )
     mcp.set_defaults(run=_run_mcp)
     return parser

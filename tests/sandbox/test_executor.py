@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,43 @@ async def test_the_private_tmp_is_size_limited(sandbox: LocalSandboxExecutor) ->
     written, errno = result.stdout.split()
     assert int(written) <= 32
     assert errno == "28"  # ENOSPC: the tmpfs is full, the host's disk is untouched
+
+
+ESCAPES = Path(__file__).parent / "escapes"
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the attack injects x86-64 syscalls")
+@pytest.mark.parametrize("env", [{}, {"HANG": "1"}], ids=["closes_pipes", "keeps_pipes"])
+async def test_code_that_hijacks_the_sandboxs_pid_1_dies_with_the_run(
+    sandbox: LocalSandboxExecutor, env: dict[str, str]
+) -> None:
+    # found by an attack run: ptrace the sandbox's init to clear its parent-death signal (and
+    # close its pipes), then leave a process behind; the run must end and take it along
+    code = (ESCAPES / "ptrace_survivor.py").read_text()
+    with anyio.fail_after(60):
+        result = await sandbox.run(code, env=env, timeout=3)
+    assert result.timed_out
+    survivors = [
+        pid
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _cmdline(pid).startswith("SANDBOX_SURVIVOR")
+    ]
+    assert survivors == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return (Path("/proc") / pid / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+async def test_directories_nested_past_pythons_recursion_limit_are_watched_and_removed(
+    sandbox: LocalSandboxExecutor,
+) -> None:
+    code = (ESCAPES / "deep_directories.py").read_text()
+    result = await sandbox.run(code, timeout=30)
+    assert result.truncated
+    assert "working directory went past" in result.stderr
+    leftovers = [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("posthog-sandbox-")]
+    assert leftovers == []

@@ -137,3 +137,12 @@ def test_a_sandbox_that_cannot_run_here_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert "--sandbox local cannot run here" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("posthog_env")
+def test_an_e2b_sandbox_needs_its_key_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    assert commands.serve_mcp(sandbox="e2b") == 2
+    assert "E2B_API_KEY" in capsys.readouterr().err

@@ -20,10 +20,11 @@ from posthog_driver.sandbox._bubblewrap import (
     Confinement,
     confine,
     find_bubblewrap,
-    pids_cgroup,
+    kill_cgroup,
     popen,
     python_paths,
     remove_cgroup,
+    sandbox_cgroups,
 )
 from posthog_driver.sandbox._e2b import E2BExecutor
 from posthog_driver.sandbox._executor import ExecutionResult, Executor, LocalSandboxExecutor
@@ -36,8 +37,9 @@ __all__ = [
     "LocalSandboxExecutor",
     "confine",
     "find_bubblewrap",
-    "pids_cgroup",
+    "kill_cgroup",
     "popen",
     "python_paths",
     "remove_cgroup",
+    "sandbox_cgroups",
 ]

@@ -23,9 +23,11 @@ namespace), so process counts are not capped for a root caller. On macOS there i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -44,10 +46,11 @@ __all__ = [
     "Confinement",
     "confine",
     "find_bubblewrap",
-    "pids_cgroup",
+    "kill_cgroup",
     "popen",
     "python_paths",
     "remove_cgroup",
+    "sandbox_cgroups",
 ]
 
 # Sets resource limits, then replaces itself with the program. Runs inside the sandbox with
@@ -60,13 +63,14 @@ _LAUNCHER = (
     "    resource.setrlimit(getattr(resource, 'RLIMIT_' + name), (limit, limit))\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
-# Moves itself into a cgroup (argv[1] is its cgroup.procs), then becomes bubblewrap.
+# Moves itself into cgroups (argv[1]: their cgroup.procs, comma-separated), then becomes bwrap.
 _JOIN_CGROUP = (
     "import os,sys\n"
-    "with open(sys.argv[1], 'w') as f: f.write(str(os.getpid()))\n"
+    "for procs in sys.argv[1].split(','):\n"
+    "    with open(procs, 'w') as f: f.write(str(os.getpid()))\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
-_PIDS_ROOT = Path("/sys/fs/cgroup/pids")  # cgroup v1, as on these machines
+_CGROUP_V1 = Path("/sys/fs/cgroup")  # v1 hierarchies, as on these machines
 _SANDBOX_UID = 65534  # "nobody"
 _START_ENV = {"PATH": "/usr/bin:/bin"}
 
@@ -113,9 +117,9 @@ class Confinement:
     tmp_bytes: int | None = None
     """Size of the private ``/tmp`` (a tmpfs); None leaves the kernel's default (half of RAM)."""
 
-    pids_cgroup: str | None = None
-    """A pids cgroup directory (``pids.max`` set) that bubblewrap joins before it starts: the
-    process cap that still binds a root caller (see ``pids_cgroup``)."""
+    cgroups: tuple[str, ...] = ()
+    """Cgroup directories bubblewrap joins before it starts (see ``sandbox_cgroups``): caps on
+    processes and memory that bind a root caller too, and a handle to kill every process."""
 
     die_with_parent: bool = True
     """Kill everything in the sandbox when bubblewrap's parent dies, or bubblewrap itself is
@@ -207,6 +211,8 @@ def _command(
     if Path("/sys/fs/cgroup").is_dir():  # lets engines read their memory limit; read-only
         command += ["--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup"]
     command += ["--proc", "/proc", "--dev", "/dev"]
+    if confinement.tmp_bytes:  # /dev/shm too: a tmpfs that would otherwise take half of RAM
+        command += ["--size", str(confinement.tmp_bytes), "--tmpfs", "/dev/shm"]  # noqa: S108
     for path in _unique(confinement.writable):
         command += ["--bind", path, path]
     env = {"HOME": _TMP, "TMPDIR": _TMP, "PATH": "/usr/bin:/bin", **confinement.env}
@@ -217,8 +223,8 @@ def _command(
     if with_launcher:
         command += [sys.executable, "-I", "-S", "-c", _LAUNCHER, _limits(confinement)]
     command += list(argv)
-    if confinement.pids_cgroup is not None:  # join it first, so every descendant counts
-        procs = str(Path(confinement.pids_cgroup) / "cgroup.procs")
+    if confinement.cgroups:  # joined first, so every descendant counts
+        procs = ",".join(str(Path(group) / "cgroup.procs") for group in confinement.cgroups)
         command = [sys.executable, "-I", "-S", "-c", _JOIN_CGROUP, procs, *command]
     return command, dict(_START_ENV)
 
@@ -241,29 +247,58 @@ def popen(argv: Sequence[str], confinement: Confinement, **options: Any) -> subp
     return _SPAWNER.submit(start).result()
 
 
-def pids_cgroup(max_processes: int) -> Path | None:
-    """A fresh pids cgroup capped at ``max_processes``, or None where none can be made.
+def sandbox_cgroups(max_processes: int, memory_bytes: int | None) -> list[Path]:
+    """Fresh cgroups for one sandbox: pids (capped at ``max_processes``) and memory (capped at
+    ``memory_bytes``, which also counts tmpfs and shared memory); [] where none can be made.
 
-    The kernel does not apply ``RLIMIT_NPROC`` to root, even inside a user namespace, so a
-    sandbox started by root needs a pids cgroup to stop a fork bomb. Made under the cgroup v1
-    pids hierarchy when it is writable (root on these machines); remove it with
-    ``remove_cgroup`` once the sandbox has ended.
+    The kernel does not apply ``RLIMIT_NPROC`` to root, even inside a user namespace, and
+    ``RLIMIT_AS`` binds each process alone: a sandbox started by root needs cgroups to stop a
+    fork bomb or many processes each just under the limit. Made under the cgroup v1 hierarchies
+    when they are writable (root on these machines). ``kill_cgroup`` ends everything in one;
+    ``remove_cgroup`` removes it once empty.
     """
-    if not (_PIDS_ROOT / "cgroup.procs").exists() or not os.access(_PIDS_ROOT, os.W_OK):
-        return None
-    path = _PIDS_ROOT / f"posthog-sandbox-{os.getpid()}-{os.urandom(4).hex()}"
-    try:
-        path.mkdir()
-        (path / "pids.max").write_text(str(max_processes))
-    except OSError:
-        remove_cgroup(path)
-        return None
-    return path
+    made = []
+    name = f"posthog-sandbox-{os.getpid()}-{os.urandom(4).hex()}"
+    limits = [("pids", "pids.max", max_processes)]
+    if memory_bytes is not None:
+        limits.append(("memory", "memory.limit_in_bytes", memory_bytes))
+    for controller, knob, value in limits:
+        root = _CGROUP_V1 / controller
+        if not (root / "cgroup.procs").exists() or not os.access(root, os.W_OK):
+            continue
+        path = root / name
+        try:
+            path.mkdir()
+            (path / knob).write_text(str(value))
+        except OSError:
+            remove_cgroup(path)
+            continue
+        made.append(path)
+    return made
+
+
+def kill_cgroup(path: Path) -> None:
+    """SIGKILL every process in a cgroup until none is left (at most about a second).
+
+    Unlike killing bubblewrap, this does not depend on anything inside the sandbox: code that
+    took over the sandbox's PID 1 (and cleared its parent-death signal) dies all the same.
+    """
+    for _ in range(200):
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
 
 
 def remove_cgroup(path: Path) -> None:
-    """Remove a cgroup made by ``pids_cgroup`` (its processes must have ended)."""
-    for _ in range(50):
+    """Remove a cgroup made by ``sandbox_cgroups`` (its processes must have ended)."""
+    for _ in range(100):
         try:
             path.rmdir()
         except FileNotFoundError:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,10 +39,11 @@ from posthog_driver._errors import ValidationError
 from posthog_driver.sandbox._bubblewrap import (
     Confinement,
     find_bubblewrap,
-    pids_cgroup,
+    kill_cgroup,
     popen,
     python_paths,
     remove_cgroup,
+    sandbox_cgroups,
 )
 
 __all__ = ["ExecutionResult", "Executor", "LocalSandboxExecutor"]
@@ -170,24 +171,27 @@ class LocalSandboxExecutor:
         files, env = dict(files or {}), dict(env or {})
         check_inputs(code, files, env)
         await anyio.to_thread.run_sync(find_bubblewrap)
-        workdir = Path(tempfile.mkdtemp(prefix="posthog-sandbox-"))
-        cgroup = pids_cgroup(self.max_processes)
+        # The working directory sits in a private (0700) parent that the sandbox never sees:
+        # whatever the code leaves in it (a setuid file, say) no other host user can reach.
+        parent = Path(tempfile.mkdtemp(prefix="posthog-sandbox-"))
+        workdir = parent / "work"
+        workdir.mkdir()
+        cgroups = sandbox_cgroups(self.max_processes, self.memory_bytes * 2)
         try:
             for name, data in files.items():
                 (workdir / name).write_bytes(data)
             (workdir / PROGRAM).write_text(code, encoding="utf-8")
-            return await self._run(workdir, env, timeout, cgroup, set(files))
+            return await self._run(workdir, env, timeout, cgroups, set(files))
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-            if cgroup is not None:
-                await anyio.to_thread.run_sync(remove_cgroup, cgroup)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_clean_up, parent, cgroups)
 
     async def _run(
         self,
         workdir: Path,
         env: dict[str, str],
         timeout: float,
-        cgroup: Path | None,
+        cgroups: list[Path],
         inputs: set[str],
     ) -> ExecutionResult:
         confinement = Confinement(
@@ -200,7 +204,7 @@ class LocalSandboxExecutor:
             file_size_bytes=self.file_size_bytes,
             processes=self.max_processes,
             tmp_bytes=self.max_disk_bytes,
-            pids_cgroup=str(cgroup) if cgroup is not None else None,
+            cgroups=tuple(str(group) for group in cgroups),
         )
         process = popen(
             [sys.executable, "-I", PROGRAM],
@@ -228,8 +232,9 @@ class LocalSandboxExecutor:
         finally:
             _kill(process)  # the sandbox and everything in it; also when we are cancelled
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_reap, process, readers)
+                await anyio.to_thread.run_sync(_reap, process, readers, cgroups)
             self.running -= 1
+        # only now, with nothing of the sandbox left running, are its files read
         outputs, dropped = _outputs(workdir, inputs, self.max_files_bytes)
         killed = out.overflow or err.overflow or disk.overflow
         stderr = err.text()
@@ -292,14 +297,19 @@ class _DiskWatch:
 
     def _within_limits(self) -> bool:
         total = files = 0
-        for folder, dirs, names in os.walk(self.workdir):  # stops early past a limit
-            for name in [*dirs, *names]:
-                files += 1
-                with contextlib.suppress(OSError):
-                    info = os.lstat(os.path.join(folder, name))
-                    total += info.st_blocks * 512
-                if files > self.max_files or total > self.max_bytes:
-                    return False
+        folders = [str(self.workdir)]
+        while folders:  # iterative: no depth of directories makes it recurse
+            folder = folders.pop()
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    files += 1
+                    with contextlib.suppress(OSError):
+                        info = entry.stat(follow_symlinks=False)
+                        total += info.st_blocks * 512
+                        if stat.S_ISDIR(info.st_mode):
+                            folders.append(entry.path)
+                    if files > self.max_files or total > self.max_bytes:
+                        return False
         return True
 
 
@@ -311,29 +321,65 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def _reap(process: subprocess.Popen[bytes], readers: list[threading.Thread]) -> None:
+def _reap(
+    process: subprocess.Popen[bytes], readers: list[threading.Thread], cgroups: list[Path]
+) -> None:
+    """Wait for bubblewrap, kill whatever of the sandbox outlived it, close the pipes."""
     process.wait()
+    for group in cgroups:  # code that took over the sandbox's PID 1 dies here too
+        kill_cgroup(group)
     for reader in readers:
         reader.join(timeout=5)
+    if any(reader.is_alive() for reader in readers):
+        return  # a writer survived (no cgroup to find it): never block on its pipe
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
 
 
+def _clean_up(parent: Path, cgroups: list[Path]) -> None:
+    # `rm -rf` walks iteratively: no depth of directories stops it (shutil.rmtree recurses)
+    command = ["rm", "-rf", "--one-file-system", str(parent)]  # our own temporary folder
+    subprocess.run(command, check=False)  # noqa: S603
+    for group in cgroups:
+        kill_cgroup(group)
+        remove_cgroup(group)
+
+
+MAX_OUTPUT_FILES = 50
+
+
 def _outputs(workdir: Path, inputs: set[str], cap: int) -> tuple[dict[str, bytes], bool]:
-    """Regular files the program left at the top of its directory, smallest first, to ``cap``."""
+    """Regular files the program left at the top of its directory, smallest first, up to
+    ``cap`` bytes and ``MAX_OUTPUT_FILES`` files. Read through descriptors opened without
+    following links and checked to be regular files: a name is never trusted to be a file."""
     found = []
-    for entry in workdir.iterdir():
-        if entry.name in inputs or entry.name == PROGRAM or entry.is_symlink():
-            continue
-        if entry.is_file():
-            found.append((entry.stat().st_size, entry))
-    outputs: dict[str, bytes] = {}
-    total, dropped = 0, False
-    for size, entry in sorted(found):
-        if total + size > cap:
-            dropped = True
-            continue
-        outputs[entry.name] = entry.read_bytes()
-        total += size
-    return outputs, dropped
+    directory = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in os.listdir(directory):
+            if name in inputs or name == PROGRAM:
+                continue
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+            except OSError:
+                continue  # a link, or not readable
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                found.append((info.st_size, name, fd))
+            else:
+                os.close(fd)
+        outputs: dict[str, bytes] = {}
+        total, dropped = 0, len(found) > MAX_OUTPUT_FILES
+        for size, name, fd in sorted(found)[:MAX_OUTPUT_FILES]:
+            if total + size <= cap:
+                with os.fdopen(fd, "rb", closefd=False) as file:
+                    outputs[name] = file.read(cap - total)
+                total += len(outputs[name])
+            else:
+                dropped = True
+        return outputs, dropped
+    finally:
+        for _size, _name, fd in found:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        os.close(directory)

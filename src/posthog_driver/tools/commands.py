@@ -6,6 +6,7 @@ Both return an exit code: 0 on success, 1 when the work failed, 2 when it could 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from typing import TYPE_CHECKING, Literal
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._errors import ConfigError, SandboxUnavailableError
 from posthog_driver._settings import DriverSettings
-from posthog_driver.sandbox import LocalSandboxExecutor, find_bubblewrap
+from posthog_driver.sandbox import E2BExecutor, Executor, LocalSandboxExecutor, find_bubblewrap
 from posthog_driver.tools.toolset import Toolset
 
 if TYPE_CHECKING:
@@ -24,17 +25,25 @@ __all__ = ["DEFAULT_ASK_MODEL", "ask", "serve_mcp"]
 DEFAULT_ASK_MODEL = "claude-sonnet-5-5"
 
 Transport = Literal["stdio", "streamable-http"]
-Sandbox = Literal["none", "local"]
+Sandbox = Literal["none", "local", "e2b"]
 
 
-def _executor(sandbox: str) -> LocalSandboxExecutor | None:
-    """The executor behind `--sandbox`; `ConfigError` where it cannot run (no bubblewrap)."""
+def _executor(sandbox: str) -> Executor | None:
+    """The executor behind `--sandbox`; `ConfigError` where it cannot run (no bubblewrap, no
+    E2B SDK or key)."""
     if sandbox == "none":
         return None
+    if sandbox == "e2b":
+        key = os.environ.get("E2B_API_KEY")
+        if not key:
+            raise ConfigError("--sandbox e2b needs E2B_API_KEY set to an E2B API key.")
+        if importlib.util.find_spec("e2b") is None:
+            raise ConfigError(
+                '--sandbox e2b needs the e2b extra: pip install "posthog-driver[e2b]"'
+            )
+        return E2BExecutor(api_key=key)
     if sandbox != "local":
-        raise ConfigError(
-            f"unknown sandbox {sandbox!r}: use local (bubblewrap on this host) or none."
-        )
+        raise ConfigError(f"unknown sandbox {sandbox!r}: use local (bubblewrap), e2b or none.")
     try:
         find_bubblewrap()
     except SandboxUnavailableError as exc:
