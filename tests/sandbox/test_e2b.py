@@ -111,6 +111,8 @@ class FakeSandbox:
 
     async def kill(self) -> None:
         self.killed = True
+        if self.options.get("template") == "fails-to-die":
+            raise ConnectionError("E2B unreachable")
 
 
 @pytest.fixture
@@ -184,3 +186,42 @@ async def test_without_the_sdk_it_says_which_extra_to_install(monkeypatch):
     with pytest.raises(SandboxUnavailableError, match=r"posthog-driver\[e2b\]"):
         async with E2BExecutor():
             pass  # pragma: no cover - refused on entry
+
+
+async def test_a_warm_pool_has_sandboxes_made_before_the_run_and_each_serves_one_run(e2b):
+    async with E2BExecutor(warm=2) as executor:
+        with anyio.fail_after(5):
+            while executor.ready < 2:  # noqa: ASYNC110 - made in the background
+                await anyio.sleep(0.01)
+        made_ahead = list(e2b.created)
+        first = await executor.run("print('one')")
+        second = await executor.run("print('two')", env={"SECRET": "s3"})
+        assert [first.stdout.strip(), second.stdout.strip()] == ["one", "two"]
+        # the runs used the sandboxes made ahead, each for one run, then killed them
+        assert [len(s.commands_run) for s in made_ahead] == [1, 1]
+        assert all(s.killed for s in made_ahead)
+        with anyio.fail_after(5):
+            while executor.ready < 2:  # noqa: ASYNC110 - topped up in the background
+                await anyio.sleep(0.01)
+        assert len(e2b.created) == 4
+    assert executor.ready == 0
+    assert all(s.killed for s in e2b.created)  # closing kills the ones still waiting
+
+
+async def test_a_warm_sandbox_too_old_for_the_run_is_killed_not_used(e2b):
+    async with E2BExecutor(warm=1, sandbox_seconds=20) as executor:
+        with anyio.fail_after(5):
+            while executor.ready < 1:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        old = e2b.created[0]
+        # 20 s of E2B life cannot hold a 30 s run: the warm one is killed, a new one made
+        result = await executor.run("print('fresh')", timeout=30)
+    assert result.stdout.strip() == "fresh"
+    assert old.killed
+    assert old.commands_run == []
+
+
+async def test_a_sandbox_that_cannot_be_killed_does_not_hide_the_result(e2b):
+    async with E2BExecutor(template="fails-to-die") as executor:
+        result = await executor.run("print('done')")
+    assert result.stdout.strip() == "done"

@@ -28,11 +28,16 @@ except SandboxUnavailableError as exc:  # pragma: no cover - CI installs bubblew
     pytest.skip(f"no bubblewrap here: {exc}", allow_module_level=True)
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandboxExecutor]:
-    async with LocalSandboxExecutor(max_output_bytes=64 * 1024) as executor:
+@pytest.fixture(params=[0, 1], ids=["cold", "warm"])
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[LocalSandboxExecutor]:
+    # every escape is tried on a sandbox started for the run and on one started ahead (warm;
+    # without the slow preload, which test_a_warm_sandbox_has_pandas_loaded_already covers)
+    executor = LocalSandboxExecutor(max_output_bytes=64 * 1024, warm=request.param, preload=())
+    async with executor:
         yield executor
         assert executor.running == 0  # every sandbox is gone once its run returned
+        assert executor.ready == request.param  # and the pool was topped up
+    assert executor.ready == 0
 
 
 @pytest.fixture(autouse=True)
@@ -202,7 +207,7 @@ async def test_cancelling_the_caller_kills_the_sandbox(sandbox: LocalSandboxExec
 
 
 def test_without_bubblewrap_it_refuses_and_runs_nothing(monkeypatch: Any) -> None:
-    import posthog_driver.sandbox._executor as executor  # noqa: PLC0415
+    import posthog_driver.sandbox._local as executor  # noqa: PLC0415
 
     def missing() -> str:
         raise SandboxUnavailableError("bubblewrap (bwrap) is not installed")
@@ -282,8 +287,57 @@ async def test_directories_nested_past_pythons_recursion_limit_are_watched_and_r
     sandbox: LocalSandboxExecutor,
 ) -> None:
     code = (ESCAPES / "deep_directories.py").read_text()
+    before = _sandbox_folders()  # with a warm sandbox waiting, its folder is there already
     result = await sandbox.run(code, timeout=30)
     assert result.truncated
     assert "working directory went past" in result.stderr
-    leftovers = [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("posthog-sandbox-")]
-    assert leftovers == []
+    assert len(_sandbox_folders() - before) == sandbox.warm  # only the new warm one
+
+
+def _sandbox_folders() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("posthog-sandbox-")}
+
+
+def _processes_named(marker: str) -> list[str]:
+    return [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
+
+
+async def test_a_process_left_behind_does_not_outlive_its_run(
+    sandbox: LocalSandboxExecutor,
+) -> None:
+    # a run that leaves a detached process behind (to spy on the next run's data or key) loses it
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', 'LEFT_BEHIND'],\n"
+        "                 start_new_session=True, stdout=subprocess.DEVNULL,\n"
+        "                 stderr=subprocess.DEVNULL)\n"
+        "print('spawned')"
+    )
+    result = await sandbox.run(code)
+    assert result.stdout.strip() == "spawned", result.stderr
+    assert _processes_named("LEFT_BEHIND") == []
+    follow_up = await sandbox.run("import os; print(sorted(os.listdir('.')))", env={"K": KEY})
+    assert follow_up.stdout.strip() == "['main.py']"
+
+
+async def test_a_warm_sandbox_has_pandas_loaded_already() -> None:
+    before = _sandbox_folders()
+    async with LocalSandboxExecutor(warm=2) as executor:
+        assert executor.ready == 2
+        code = "import sys; print('pandas' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+        first, second = await executor.run(code), await executor.run(code, env={"K": KEY})
+        assert first.stdout.split() == ["True", "True"], first.stderr
+        assert second.stdout.split() == ["True", "True"], second.stderr
+        assert first.stderr == second.stderr == ""  # what importing printed is not the run's
+        assert executor.ready == 2
+    # closing the executor ends the warm sandboxes and removes their folders
+    assert executor.ready == 0
+    assert _sandbox_folders() <= before
+    assert _processes_named("matplotlib.pyplot") == []
+
+
+async def test_an_executor_that_is_not_entered_keeps_nothing_warm() -> None:
+    executor = LocalSandboxExecutor(warm=2, preload=())
+    result = await executor.run("import sys; print('pandas' in sys.modules)")
+    assert result.stdout.strip() == "False"
+    assert executor.ready == 0

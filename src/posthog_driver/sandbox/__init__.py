@@ -3,7 +3,9 @@
 ``confine(argv, Confinement(...))`` turns a command into one that runs under bubblewrap: own
 namespaces, no network, a read-only view of the interpreter, a private ``/tmp`` and resource
 limits. The local server runs its query engine this way, and ``LocalSandboxExecutor`` runs
-agent-written Python this way (an ``Executor``: code and files in, output and files out).
+agent-written Python this way (an ``Executor``: code and files in, output and files out);
+``E2BExecutor`` does the same in E2B's cloud. ``SandboxedDriver`` runs the driver's own calls
+in an executor, the API key only in that process's environment.
 
 Example::
 
@@ -26,8 +28,10 @@ from posthog_driver.sandbox._bubblewrap import (
     remove_cgroup,
     sandbox_cgroups,
 )
+from posthog_driver.sandbox._calls import SandboxedDriver
 from posthog_driver.sandbox._e2b import E2BExecutor
-from posthog_driver.sandbox._executor import ExecutionResult, Executor, LocalSandboxExecutor
+from posthog_driver.sandbox._executor import ExecutionResult, Executor
+from posthog_driver.sandbox._local import LocalSandboxExecutor
 
 __all__ = [
     "Confinement",
@@ -35,6 +39,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "LocalSandboxExecutor",
+    "SandboxedDriver",
     "confine",
     "find_bubblewrap",
     "kill_cgroup",

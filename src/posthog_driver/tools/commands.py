@@ -6,6 +6,7 @@ Both return an exit code: 0 on success, 1 when the work failed, 2 when it could 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -41,14 +42,14 @@ def _executor(sandbox: str) -> Executor | None:
             raise ConfigError(
                 '--sandbox e2b needs the e2b extra: pip install "posthog-driver[e2b]"'
             )
-        return E2BExecutor(api_key=key)
+        return E2BExecutor(api_key=key, warm=1)
     if sandbox != "local":
         raise ConfigError(f"unknown sandbox {sandbox!r}: use local (bubblewrap), e2b or none.")
     try:
         find_bubblewrap()
     except SandboxUnavailableError as exc:
         raise ConfigError(f"--sandbox local cannot run here: {exc}") from None
-    return LocalSandboxExecutor()
+    return LocalSandboxExecutor(warm=1)  # pandas is loaded before the model's first code
 
 
 def _fail(message: str, code: int) -> int:
@@ -83,7 +84,8 @@ async def ask(
     except ConfigError as exc:
         return _fail(str(exc), 2)
     try:
-        async with driver, client or anthropic.AsyncAnthropic() as claude:
+        running = executor if executor is not None else contextlib.nullcontext()
+        async with driver, running, client or anthropic.AsyncAnthropic() as claude:
             outcome = await run_tool_loop(
                 claude,
                 Toolset(driver, executor=executor),

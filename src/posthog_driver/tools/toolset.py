@@ -11,13 +11,15 @@ their wire formats and add nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from posthog_driver._driver import AsyncDriver
-from posthog_driver._errors import DriverError
+from posthog_driver._catalog import FieldInfo
+from posthog_driver._errors import ConfigError, DriverError
 from posthog_driver._logging import get_logger, redact
+from posthog_driver._results import QueryResult
+from posthog_driver._settings import DriverSettings
 from posthog_driver.sandbox._executor import Executor
 from posthog_driver.tools import rendering
 from posthog_driver.tools.feedback import UNEXPECTED_ERROR, argument_problems, explain
@@ -25,9 +27,24 @@ from posthog_driver.tools.python_tool import Datasets, run_python
 from posthog_driver.tools.rendering import RenderLimits
 from posthog_driver.tools.specs import PYTHON_SPEC, TOOL_SPECS, ToolSpec
 
-__all__ = ["ToolResult", "Toolset"]
+__all__ = ["ToolDriver", "ToolResult", "Toolset"]
 
 log = get_logger()
+
+
+class ToolDriver(Protocol):
+    """What the tools call: an `AsyncDriver`, or a `SandboxedDriver` that runs each call in a
+    sandbox."""
+
+    settings: DriverSettings
+
+    async def list_objects(self) -> list[str]: ...
+
+    async def get_fields(self, name: str) -> dict[str, FieldInfo]: ...
+
+    async def describe(self, objects: Iterable[str] | None = None) -> Any: ...
+
+    async def execute(self, hogql: str, values: dict[str, Any] | None = None) -> QueryResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +76,7 @@ class Toolset:
 
     def __init__(
         self,
-        driver: AsyncDriver,
+        driver: ToolDriver,
         *,
         max_rows: int = rendering.DEFAULT_MAX_ROWS,
         max_chars: int = rendering.DEFAULT_MAX_CHARS,
@@ -67,6 +84,11 @@ class Toolset:
         executor: Executor | None = None,
         python_timeout: float = 60.0,
     ) -> None:
+        if executor is not None and getattr(executor, "network", False):
+            raise ConfigError(
+                "The python tool runs the model's code: give it an executor without network "
+                "(network=True is only for SandboxedDriver's own calls)."
+            )
         self.driver = driver
         self.executor = executor
         self.python_timeout = python_timeout
