@@ -11,7 +11,7 @@ from benchmarks.report import Report, markdown, write_json
 
 CASES = (
     "overhead", "discovery", "context", "ratelimit", "memory", "local_server", "engine_sandbox",
-    "python_sandbox",
+    "python_sandbox", "stream",
 )  # fmt: skip
 
 

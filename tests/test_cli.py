@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import queue
@@ -198,3 +199,66 @@ def _read_exports(process: subprocess.Popen[str]) -> dict[str, str]:
             name, _, value = line.removeprefix("export ").strip().partition("=")
             exports[name] = value.strip("'\"")
     return exports
+
+
+STREAM = "SELECT uuid, timestamp, event FROM events"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_query_all_streams_every_row_to_a_file(local_env, capsys, tmp_path, fmt):
+    output = tmp_path / f"rows.{fmt}"
+    status = main(["query", STREAM, "--all", "--batch-size", "6000", "--output", str(output)])
+    assert status == 0, capsys.readouterr().err
+    assert f"Wrote 20,000 rows to {output} ({fmt})" in capsys.readouterr().err
+    assert not (tmp_path / f"rows.{fmt}.partial").exists()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        table = pq.read_table(output)
+        assert table.num_rows == 20_000
+        assert str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+        uuids = table.column("uuid").to_pylist()
+    elif fmt == "csv":
+        with output.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        uuids = [row["uuid"] for row in rows]
+        assert list(rows[0]) == ["uuid", "timestamp", "event"]
+    else:
+        uuids = [json.loads(line)["uuid"] for line in output.read_text().splitlines()]
+    assert len(uuids) == len(set(uuids)) == 20_000
+
+
+def test_query_all_to_stdout_writes_json_lines(local_env, capsys):
+    status = main(["query", STREAM + " WHERE event = '$pageleave'", "--all", "--format", "jsonl"])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0
+    assert out
+    assert {json.loads(line)["event"] for line in out} == {"$pageleave"}
+
+
+def test_a_failed_export_leaves_no_file(local_env, capsys, tmp_path):
+    output = tmp_path / "rows.csv"
+    status = main(["query", "SELECT event FROM events", "--all", "--cursor", "uuid",
+                   "--output", str(output)])  # fmt: skip
+    assert status == 1
+    assert "cursor" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_result_says_so(local_env, capsys):
+    status = main(["query", "SELECT uuid FROM events", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert len(json.loads(captured.out)) == 100
+    assert "Showing the first 100 rows" in captured.err
+    assert "--all" in captured.err
+
+
+def test_validate_points_at_the_mistake_and_exits_1(local_env, capsys):
+    status = main(["validate", "SELECT evnt FROM events"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "error: line 1, column 8: Unable to resolve field: evnt" in out
+    assert "SELECT evnt FROM events\n       ^^^^" in out
+    assert main(["validate", "SELECT event FROM events"]) == 0
+    assert capsys.readouterr().out.strip() == "valid"

@@ -35,6 +35,8 @@ from posthog_driver._logging import configure_logging
 from posthog_driver._results import QueryResult, Rows
 from posthog_driver._settings import DriverSettings
 from posthog_driver._status import BreakerStatus, DriverStatus, LimitStatus, WindowStatus
+from posthog_driver._stream import RowStream
+from posthog_driver._validation import QueryProblem, ValidationResult
 
 try:
     __version__ = version("posthog-driver")
@@ -55,14 +57,17 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "QueryError",
+    "QueryProblem",
     "QueryResult",
     "RateLimitError",
     "RequestTimeoutError",
+    "RowStream",
     "Rows",
     "SandboxUnavailableError",
     "ServerError",
     "TransportError",
     "ValidationError",
+    "ValidationResult",
     "WindowStatus",
     "__version__",
     "configure_logging",

@@ -21,7 +21,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal, Self, cast
@@ -52,6 +52,8 @@ from posthog_driver._logging import get_logger
 from posthog_driver._results import QueryResult, Rows
 from posthog_driver._settings import DriverSettings
 from posthog_driver._status import BreakerStatus, DriverStatus, LimitStatus, WindowStatus
+from posthog_driver._stream import RowStream, StreamProgressCallback
+from posthog_driver._validation import ValidationResult, with_literals
 
 __all__ = ["AsyncDriver", "ProgressCallback", "QueryProgressCallback"]
 
@@ -539,6 +541,65 @@ class AsyncDriver:
                 return status.get("results")
 
     # ---- health ----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        hogql: str,
+        values: dict[str, Any] | None = None,
+        *,
+        cursor: str | Sequence[str],
+        batch_size: int = 10_000,
+        on_progress: StreamProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> RowStream:
+        """Every row of a query, page by page, by keyset pagination on `cursor` (never OFFSET).
+
+        The query is a SELECT of the cursor's columns (and any others) without LIMIT or OFFSET;
+        the stream adds `ORDER BY <cursor> LIMIT <batch_size>` and, after the first page,
+        "from the last key seen" with the key bound as `values`. `cursor` must be unique, e.g.
+        `("timestamp", "uuid")`, up to identical duplicate rows (each copy comes back once);
+        rows that share a key but differ are refused, never skipped. Each
+        page is one query (rate limits and query slots apply) with its own `timeout`; breaking
+        out of the loop stops the stream, and a cancelled page is cancelled at PostHog.
+        `on_progress(rows_so_far)` is called after each page. Nothing is sent until iterated.
+
+        ```python
+        async for page in driver.stream("SELECT uuid, timestamp, event FROM events",
+                                        cursor=("timestamp", "uuid")):
+            print(len(page.rows))
+        ```
+        """
+        self._check_open()
+        if values is not None:
+            values = _check_values(values)
+        return RowStream(
+            self,
+            hogql,
+            values,
+            cursor=cursor,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            timeout=timeout,
+        )
+
+    async def validate(
+        self, hogql: str, values: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> ValidationResult:
+        """Check a query without running it (PostHog's `HogQLMetadata`): errors, warnings and
+        notices with their positions (`line`, `column`) in `hogql`.
+
+        It is a request to /query/ that runs nothing in ClickHouse: it counts in the query rate
+        windows but takes no query slot. A misspelt field comes back as an error that says
+        where; `result.pointer()` shows the line with a caret under it.
+        """
+        with self._call(timeout):
+            self._hogql_node(hogql, values)  # the same input checks as a query
+            checked, positions = with_literals(hogql, values)
+            node = {"kind": "HogQLMetadata", "language": "hogQL", "query": checked}
+            body = await self._pipeline.send(
+                "POST", f"{self._project_path}/query/", endpoint="schema", json={"query": node}
+            )
+        return ValidationResult.from_response(body, hogql, positions)
 
     async def health_check(self, *, timeout: float | None = None) -> bool:
         """True when `GET /api/projects/{id}/` answers 200 with this key. Never raises.

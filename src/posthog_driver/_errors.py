@@ -114,7 +114,12 @@ class QueryError(DriverError):
     a 504 for ClickHouse's time or memory limit). `detail` is PostHog's message; `status_code`
     says which. Fix or narrow the query: sending it again unchanged fails the same way, so the
     driver does not retry it and the circuit breaker does not count it.
+
+    `where` is filled by the agent tools (from `validate()`): the query's line with a caret
+    under the mistake, or ''.
     """
+
+    where: str = ""
 
 
 class RateLimitError(DriverError):

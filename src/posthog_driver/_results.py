@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from posthog_driver import _frames
 from posthog_driver._errors import DriverError
 
 __all__ = ["QueryResult", "Rows", "unique_names"]
@@ -87,6 +88,28 @@ class QueryResult:
         names = unique_names(self.columns)
         rows = [dict(zip(names, row, strict=False)) for row in self.rows]
         return Rows(rows, columns=names, has_more=self.has_more)
+
+    def to_arrow(self) -> Any:
+        """A `pyarrow.Table` typed from PostHog's column types (extra `arrow`): DateTime as
+        timezone-aware timestamps, integers as integers, nullable only where PostHog says
+        `Nullable`. Repeated column names are made unique as in `as_dicts()`."""
+        pa = _frames.require("pyarrow")
+        names = unique_names(self.columns)
+        return pa.Table.from_batches(
+            [_frames.record_batch(names, self.types, self.rows)],
+            schema=_frames.arrow_schema(names, self.types),
+        )
+
+    def to_pandas(self) -> Any:
+        """A `pandas.DataFrame` (extra `pandas`), typed as `to_arrow()`; integer and boolean
+        columns PostHog says are `Nullable` use pandas' nullable dtypes (`Int64`, `boolean`)."""
+        _frames.require("pandas")  # before any work, so the error names the right extra
+        return _frames.to_pandas(self.to_arrow())
+
+    def to_polars(self) -> Any:
+        """A `polars.DataFrame` (extra `polars`), typed as `to_arrow()`."""
+        _frames.require("polars")
+        return _frames.to_polars(self.to_arrow())
 
     @classmethod
     def from_response(cls, body: Any) -> QueryResult:

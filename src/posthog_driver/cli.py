@@ -3,7 +3,8 @@
     posthog-driver demo            the main job on the embedded local server (no account needed;
     posthog-driver serve-local     run the local PostHog-compatible server; prints its env
                                    both registered by posthog_local, see _add_plugin_commands)
-    posthog-driver objects|fields|describe|query   against the PostHog set by POSTHOG_*
+    posthog-driver objects|fields|describe|query|validate   against the PostHog set by POSTHOG_*
+    posthog-driver query "..." --all --output rows.parquet   every row, streamed to a file
     posthog-driver ask "QUESTION"  a Claude tool loop over the driver (needs ANTHROPIC_API_KEY)
     posthog-driver mcp [--http]    the MCP server (stdio by default)
 
@@ -14,20 +15,25 @@ configuration or usage, 130 on Ctrl-C. `--json` prints machine-readable output f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import anyio
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from posthog_driver import __version__
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._errors import ConfigError, DriverError
+from posthog_driver._export import FORMATS, Format, export
 from posthog_driver._logging import configure_logging
+from posthog_driver._results import QueryResult
 
 __all__ = ["main"]
 
@@ -95,8 +101,26 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="run a HogQL query")
     query.add_argument("hogql", help='e.g. "SELECT event, count() FROM events GROUP BY event"')
     query.add_argument("--values", default=None, help='placeholder values as JSON: {"ev": "x"}')
+    query.add_argument(
+        "--all",
+        action="store_true",
+        help="every row, past PostHog's 50,000, by keyset pagination on --cursor (the query "
+        "must select the cursor's columns and have no LIMIT)",
+    )
+    query.add_argument(
+        "--cursor", default="timestamp,uuid", help="--all's ordering key (default: timestamp,uuid)"
+    )
+    query.add_argument("--batch-size", type=int, default=10_000, help="--all's rows per page")
+    query.add_argument("--format", choices=FORMATS, default=None, help="write rows as this")
+    query.add_argument("--output", default=None, help="write rows to this file")
     _json_argument(query)
     query.set_defaults(run=lambda a: _with_driver(a, _query))
+
+    validate = commands.add_parser("validate", help="check a HogQL query without running it")
+    validate.add_argument("hogql")
+    validate.add_argument("--values", default=None, help="placeholder values as JSON")
+    _json_argument(validate)
+    validate.set_defaults(run=lambda a: _with_driver(a, _validate))
 
     ask = commands.add_parser("ask", help="ask Claude a question; it queries with the driver")
     ask.add_argument("question")
@@ -181,7 +205,7 @@ def _with_driver(
     result = anyio.run(run)
     if args.json:
         print(json.dumps(result, indent=2, default=str, ensure_ascii=False))
-    return 0
+    return int(getattr(args, "status", 0))
 
 
 async def _objects(driver: AsyncDriver, args: argparse.Namespace) -> Any:
@@ -220,19 +244,92 @@ def _print_fields(name: str, fields: Mapping[str, Mapping[str, Any]]) -> None:
         )
 
 
+def _values(args: argparse.Namespace) -> Any:
+    if args.values is None:
+        return None
+    try:
+        return json.loads(args.values)
+    except ValueError as exc:
+        raise ConfigError(f"--values is not valid JSON: {exc}") from None
+
+
 async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
     from posthog_driver.demo import render_rows  # noqa: PLC0415
 
-    values = None
-    if args.values is not None:
-        try:
-            values = json.loads(args.values)
-        except ValueError as exc:
-            raise ConfigError(f"--values is not valid JSON: {exc}") from None
-    rows = await driver.query(args.hogql, values=values)
+    if args.all or args.format or args.output:
+        return await _export_rows(driver, args)
+    rows = await driver.query(args.hogql, values=_values(args))
     if not args.json:
         _console().print(render_rows(rows, title=f"{len(rows)} rows", limit=1000))
+    if rows.has_more:  # never a silent cut: say how many and how to get them all
+        print(
+            f"Showing the first {len(rows)} rows: PostHog stops a query without LIMIT there. "
+            "Add a LIMIT (up to 50,000), or --all --output FILE for every row.",
+            file=sys.stderr,
+        )
     return rows
+
+
+async def _export_rows(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    fmt = args.format or _format_of(args.output)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=args.output is None,  # rows go to stdout: keep it clean
+    )
+    with progress:
+        task = progress.add_task("rows", total=None)
+        pages: AsyncIterable[QueryResult]
+        if args.all:
+            pages = driver.stream(
+                args.hogql,
+                _values(args),
+                cursor=[name.strip() for name in args.cursor.split(",") if name.strip()],
+                batch_size=args.batch_size,
+                on_progress=lambda rows: progress.update(task, completed=rows),
+            )
+        else:
+            pages = _one_page(driver, args)
+        count = await export(pages, fmt, args.output, sys.stdout)
+    if args.output is not None:
+        print(f"Wrote {count:,} rows to {args.output} ({fmt}).", file=sys.stderr)
+    args.json = False  # the rows went where they were asked to
+    return count
+
+
+async def _one_page(driver: AsyncDriver, args: argparse.Namespace) -> AsyncIterator[QueryResult]:
+    result = await driver.execute(args.hogql, _values(args))
+    if result.has_more:
+        print(
+            f"Only the first {len(result.rows)} rows: PostHog stops a query without LIMIT there. "
+            "Add --all (or a LIMIT, up to 50,000).",
+            file=sys.stderr,
+        )
+    yield result
+
+
+def _format_of(output: str | None) -> Format:
+    """The format a file name asks for (rows.csv, rows.parquet), else JSON lines."""
+    suffix = Path(output or "").suffix.lower().lstrip(".")
+    return next((fmt for fmt in FORMATS if fmt == suffix), "jsonl")
+
+
+async def _validate(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    checked = await driver.validate(args.hogql, _values(args))
+    if not args.json:
+        if checked.is_valid:
+            print("valid")
+        for problem in checked.errors:
+            print(f"error: {problem}")
+        if checked.pointer():
+            print(checked.pointer())
+        for problem in [*checked.warnings, *checked.notices]:
+            print(f"note: {problem}")
+    args.status = 0 if checked.is_valid else EXIT_DRIVER_ERROR
+    return dataclasses.asdict(checked)
 
 
 # ---- agent integrations ----

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+import anyio
 import pytest
 
 from posthog_driver import (
@@ -179,3 +180,46 @@ async def test_queries_wait_for_the_hosts_rate_windows_before_a_sandbox_starts(
     with pytest.raises(RateLimitError):
         await driver.execute("SELECT 1")
     assert box.runs == 1
+
+
+@dataclass
+class InProcess:
+    """An executor that runs the program in this process (a thread, a temporary folder), so
+    coverage sees the sandbox side of each call; the real sandbox runs the same program."""
+
+    monkeypatch: pytest.MonkeyPatch
+    folder: Any
+
+    async def run(
+        self,
+        code: str,
+        *,
+        files: Mapping[str, bytes] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ExecutionResult:
+        for name, data in (files or {}).items():
+            (self.folder / name).write_bytes(data)
+        for name, value in (env or {}).items():
+            self.monkeypatch.setenv(name, value)
+        self.monkeypatch.chdir(self.folder)
+        await anyio.to_thread.run_sync(exec, compile(code, "main.py", "exec"), {})
+        answer = (self.folder / "answer.json").read_bytes()
+        return ExecutionResult(exit_code=0, stdout="", stderr="", files={"answer.json": answer})
+
+
+async def test_the_program_answers_every_call_kind(
+    settings: DriverSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    driver = SandboxedDriver(settings, InProcess(monkeypatch, tmp_path))  # type: ignore[arg-type]
+    assert "events" in await driver.list_objects()
+    assert "event" in await driver.get_fields("events")
+    catalog = await driver.describe(["persons"])
+    assert list(catalog) == ["persons"]
+    result = await driver.execute("SELECT {n} AS n", {"n": 3})
+    assert result.rows == [[3]]
+    assert result.columns == ["n"]
+    with pytest.raises(QueryError):
+        await driver.execute("SELECT nope FROM events")
+    with pytest.raises(DriverError, match="unknown sandboxed call"):
+        await driver._call("drop_tables")

@@ -59,9 +59,11 @@ def _query(exc: DriverError) -> str:
             "Simplify the query (or check its parts with get_fields) and call query again; "
             "sending it unchanged fails the same way."
         )
+    where = exc.where if isinstance(exc, QueryError) else ""
     return (
         f"PostHog rejected the HogQL: {detail}\n"
-        "Fix the query and call query again (check names with get_fields; properties are "
+        + (f"Here:\n{where}\n" if where else "")
+        + "Fix the query and call query again (check names with get_fields; properties are "
         "properties.<name>, person properties person.properties.<name>)."
     )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from posthog_driver._catalog import FieldInfo
-from posthog_driver._errors import ConfigError, DriverError
+from posthog_driver._errors import ConfigError, DriverError, QueryError
 from posthog_driver._logging import get_logger, redact
 from posthog_driver._results import QueryResult
 from posthog_driver._settings import DriverSettings
@@ -30,6 +30,7 @@ from posthog_driver.tools.specs import PYTHON_SPEC, TOOL_SPECS, ToolSpec
 __all__ = ["ToolDriver", "ToolResult", "Toolset"]
 
 log = get_logger()
+LOCATE_TIMEOUT = 10.0  # seconds for validate() to find where a rejected query went wrong
 
 
 class ToolDriver(Protocol):
@@ -160,12 +161,32 @@ class Toolset:
         return rendering.render_fields(name, fields, self.limits, search=arguments.get("search"))
 
     async def _query(self, arguments: dict[str, Any]) -> str:
-        result = await self.driver.execute(arguments["query"], arguments.get("values"))
+        try:
+            result = await self.driver.execute(arguments["query"], arguments.get("values"))
+        except QueryError as exc:
+            if exc.status_code == 400:  # a mistake in the HogQL: show the model where it is
+                exc.where = await self._locate(arguments["query"], arguments.get("values"))
+            raise
         text = rendering.render_result(result, self.limits)
         if self.executor is None:
             return text
         name = self._datasets.add(result)
         return f"{text}\n(All {len(result.rows)} rows are `{name}` for the python tool.)"
+
+    async def _locate(self, query: str, values: dict[str, Any] | None) -> str:
+        """The failed query's line with a caret under the first error (PostHog's
+        `HogQLMetadata`, nothing run), or '' where it cannot be had quickly."""
+        validate = getattr(self.driver, "validate", None)
+        if validate is None:
+            return ""
+        try:
+            checked = await validate(query, values, timeout=LOCATE_TIMEOUT)
+        except DriverError:
+            return ""
+        first = next((e for e in checked.errors if e.line is not None), None)
+        if first is None:
+            return ""
+        return f"line {first.line}, column {first.column}:\n{checked.pointer()}"
 
     async def _python(self, arguments: dict[str, Any]) -> ToolResult:
         assert self.executor is not None  # the tool is offered only with an executor

@@ -1,0 +1,110 @@
+"""Write a `RowStream` to a file as it arrives: CSV, JSON lines or Parquet, one page at a time.
+
+Memory is bounded by the page, not the result: each page is written (in a worker thread, so the
+event loop never blocks on disk) and dropped. The rows go to `FILE.partial` first and the file
+takes its name only once the stream is whole: a failed or interrupted export never leaves a
+file that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import anyio
+
+from posthog_driver import _frames
+from posthog_driver._errors import ValidationError
+from posthog_driver._results import QueryResult, unique_names
+from posthog_driver._stream import RowStream
+
+__all__ = ["FORMATS", "Format", "export"]
+
+Format = Literal["csv", "jsonl", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "jsonl", "parquet")
+
+
+async def export(
+    pages: AsyncIterable[QueryResult], fmt: Format, output: str | None, stdout: IO[str]
+) -> int:
+    """Write every row of `pages` (a `RowStream`, say) to `output` (or `stdout` for csv and
+    jsonl); returns the row count."""
+    if fmt not in FORMATS:
+        raise ValidationError(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    if fmt == "parquet":
+        _frames.require("pyarrow.parquet")
+        if output is None:
+            raise ValidationError("Parquet needs a file: add --output FILE.parquet.")
+    if output is None:
+        return await _copy(pages, _Writer(fmt, stdout))
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w" if fmt != "parquet" else "wb", **_text(fmt)) as file:
+            writer = _Writer(fmt, file)
+            count = await _copy(pages, writer)
+            await anyio.to_thread.run_sync(writer.close)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _text(fmt: str) -> dict[str, Any]:
+    return {} if fmt == "parquet" else {"encoding": "utf-8", "newline": ""}
+
+
+async def _copy(pages: AsyncIterable[QueryResult], writer: _Writer) -> int:
+    count, written = 0, False
+    async for page in pages:
+        await anyio.to_thread.run_sync(writer.write, page)
+        count, written = count + len(page.rows), True
+    if not written and isinstance(pages, RowStream):  # the header, or Parquet's schema
+        await anyio.to_thread.run_sync(writer.write, QueryResult(pages.columns, pages.types, []))
+    return count
+
+
+class _Writer:
+    def __init__(self, fmt: str, file: IO[Any]) -> None:
+        self.fmt, self.file = fmt, file
+        self.parquet: Any = None
+        self.header = False
+
+    def write(self, page: QueryResult) -> None:
+        names = unique_names(page.columns)
+        if self.fmt == "parquet":
+            batch = _frames.record_batch(names, page.types, page.rows)
+            if self.parquet is None:
+                pq = _frames.require("pyarrow.parquet")
+                self.parquet = pq.ParquetWriter(self.file, batch.schema)
+            self.parquet.write_batch(batch)
+            return
+        buffer = io.StringIO()
+        if self.fmt == "csv":
+            rows = csv.writer(buffer)
+            if not self.header:
+                rows.writerow(names)
+                self.header = True
+            rows.writerows([_cell(v) for v in row] for row in page.rows)
+        else:
+            for row in page.rows:
+                buffer.write(json.dumps(dict(zip(names, row, strict=False)), ensure_ascii=False))
+                buffer.write("\n")
+        self.file.write(buffer.getvalue())
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else value
