@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from posthog_driver import AsyncDriver, DriverSettings, RowStream, ValidationError
+from posthog_driver import AsyncDriver, DriverSettings, QueryError, RowStream, ValidationError
 from tests import respx2
 from tests.conftest import FAKE_KEY
 from tests.posthog_bodies import HOST, PROJECT, QUERY_URL, hogql_response
@@ -277,3 +277,44 @@ async def test_values_may_not_take_the_streams_own_names(mock: Any) -> None:
     async with AsyncDriver(_settings()) as driver:
         with pytest.raises(ValidationError, match="stream_after_N"):
             driver.stream("SELECT uuid FROM events", {"stream_after_0": 1}, cursor="uuid")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT uuid, timestamp FROM events # don't page\nLIMIT 10",
+        "SELECT uuid, timestamp FROM events // customer's events\nLIMIT 10",
+        "SELECT uuid, timestamp FROM events -- it's\nOFFSET 5",
+    ],
+)
+async def test_a_limit_after_a_comment_with_a_quote_is_still_seen(
+    live: DriverSettings, query: str
+) -> None:
+    # found by review: HogQL's # and // comments hid the LIMIT, and the stream returned 10 rows
+    async with AsyncDriver(live) as driver:
+        with pytest.raises(ValidationError, match="must not have its own"):
+            driver.stream(query, cursor=("timestamp", "uuid"))
+
+
+async def test_limit_and_offset_as_names_are_not_keywords(live: DriverSettings) -> None:
+    async with AsyncDriver(live) as driver:
+        stream = driver.stream(
+            "SELECT uuid, timestamp, properties.limit AS offset, properties.$offset AS o "
+            "FROM events WHERE event = '$pageleave' // LIMIT 5 in a comment",
+            cursor=("timestamp", "uuid"),
+        )
+        rows = [row async for row in stream.rows()]
+    assert rows
+    assert set(rows[0]) == {"uuid", "timestamp", "offset", "o"}
+
+
+async def test_the_querys_own_errors_stay_query_errors(live: DriverSettings) -> None:
+    # found by review: "function" contains "i", and the error was blamed on the cursor `i`
+    async with AsyncDriver(live) as driver:
+        stream = driver.stream(
+            "SELECT noSuchFunction(timestamp) AS i, uuid FROM events", cursor=("i", "uuid")
+        )
+        with pytest.raises(QueryError) as caught:
+            async for _page in stream:
+                pass  # pragma: no cover
+    assert caught.value.__cause__ is not caught.value

@@ -102,3 +102,28 @@ async def test_the_query_tool_points_at_the_mistake(live: DriverSettings) -> Non
     assert answer.is_error
     assert "line 1, column 8:" in answer.text
     assert "SELECT evnt, count() FROM events GROUP BY evnt\n       ^^^^" in answer.text
+
+
+async def test_a_negative_value_after_a_minus_is_not_a_comment(live: DriverSettings) -> None:
+    # found by review: 10-{n} with n=-5 printed 10--5, and `--` hid the rest of the line
+    async with AsyncDriver(live) as driver:
+        checked = await driver.validate("SELECT 10-{n} AS x, nosuchfield FROM events", {"n": -5})
+    assert not checked.is_valid
+    assert "nosuchfield" in checked.errors[0].message
+
+
+async def test_a_placeholder_after_a_slash_comment_is_still_bound(live: DriverSettings) -> None:
+    async with AsyncDriver(live) as driver:
+        checked = await driver.validate(
+            "SELECT event FROM events // don't\nWHERE event = {e}", {"e": "$pageview"}
+        )
+    assert checked.is_valid, checked.errors
+
+
+async def test_the_pointer_of_an_error_at_the_very_end_does_not_fail(
+    live: DriverSettings,
+) -> None:
+    async with AsyncDriver(live) as driver:
+        checked = await driver.validate("SELECT 1 FROM\n")
+    assert not checked.is_valid
+    assert isinstance(checked.pointer(), str)

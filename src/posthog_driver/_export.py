@@ -1,17 +1,19 @@
 """Write a `RowStream` to a file as it arrives: CSV, JSON lines or Parquet, one page at a time.
 
 Memory is bounded by the page, not the result: each page is written (in a worker thread, so the
-event loop never blocks on disk) and dropped. The rows go to `FILE.partial` first and the file
-takes its name only once the stream is whole: a failed or interrupted export never leaves a
-file that looks complete.
+event loop never blocks on disk) and dropped. The rows go to a new `.FILE.*.partial` beside it
+first and the file takes its name only once the stream is whole: a failed or interrupted export
+never leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -43,17 +45,39 @@ async def export(
     if output is None:
         return await _copy(pages, _Writer(fmt, stdout))
     target = Path(output)
-    partial = target.with_name(target.name + ".partial")
+    # A new file of our own (O_EXCL: never a link planted in a shared folder, never another
+    # export's), beside the target so that the final rename stays on one file system.
+    descriptor, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
+    )
+    partial = Path(name)
     try:
-        with partial.open("w" if fmt != "parquet" else "wb", **_text(fmt)) as file:
+        with os.fdopen(descriptor, "w" if fmt != "parquet" else "wb", **_text(fmt)) as file:
             writer = _Writer(fmt, file)
             count = await _copy(pages, writer)
             await anyio.to_thread.run_sync(writer.close)
-        os.replace(partial, target)
+        await anyio.to_thread.run_sync(_finish, partial, target)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(functools.partial(partial.unlink, missing_ok=True))
         raise
     return count
+
+
+def _finish(partial: Path, target: Path) -> None:
+    os.chmod(partial, 0o666 & ~_umask())  # mkstemp's 0600, widened as open() would have
+    os.replace(partial, target)
+
+
+def _umask() -> int:
+    # read, not set and reset: os.umask() would change it for every thread meanwhile
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def _text(fmt: str) -> dict[str, Any]:

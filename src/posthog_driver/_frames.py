@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import importlib
 import json
 import re
+import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -89,16 +91,17 @@ def _converter(name: str, args: list[str]) -> tuple[pa.DataType, Convert]:
     if name == "Bool":
         return pa.bool_(), bool
     if name in _STRINGS:
-        return pa.string(), str
+        return pa.string(), _text
     if name in ("Date", "Date32"):
         return pa.date32(), _date
     if name in ("DateTime", "DateTime64"):
         zone = next((a.strip("'") for a in args if a.startswith("'")), "UTC")
-        return pa.timestamp("us", tz=zone), _datetime
+        return pa.timestamp("us", tz=zone), functools.partial(_datetime, zone=zone)
     if name.startswith("Decimal") and len(args) == 2:
         precision, scale = int(args[0]), int(args[1])
-        kind = pa.decimal128 if precision <= 38 else pa.decimal256
-        return kind(precision, scale), _decimal
+        if precision > 38:  # decimal256 exists, but polars and pandas read it poorly: its text
+            return pa.string(), _text
+        return pa.decimal128(precision, scale), _decimal
     if name == "Array" and args:
         inner, convert, _ = column_type(args[0])
         return pa.list_(inner), lambda v: [_maybe(convert, x) for x in v]
@@ -113,7 +116,7 @@ def _converter(name: str, args: list[str]) -> tuple[pa.DataType, Convert]:
     if name == "Nothing":
         return pa.null(), lambda v: None
     # Int128/256, JSON, intervals, geo types...: their JSON text, never a guess
-    return pa.string(), lambda v: v if isinstance(v, str) else json.dumps(v)
+    return pa.string(), _text
 
 
 def _tuple(args: list[str]) -> tuple[pa.DataType, Convert]:
@@ -143,11 +146,16 @@ def _date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def _datetime(value: Any) -> dt.datetime:
+def _datetime(value: Any, zone: str = "UTC") -> dt.datetime:
     if isinstance(value, int | float):  # epoch seconds
         return dt.datetime.fromtimestamp(value, tz=dt.UTC)
     parsed = dt.datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    # PostHog sends offsets; a bare time is in the column's own zone, as ClickHouse means it
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _decimal(value: Any) -> decimal.Decimal:
@@ -180,9 +188,9 @@ def _array(pa: Any, values: list[Any], arrow: pa.DataType, convert: Convert) -> 
     # Arrow's own conversions first (they run in C: a large page converts several times
     # faster); values they refuse go through the converter one by one.
     try:
-        if convert in (int, float, str, bool):
+        if convert in (int, float, bool, _text):
             return pa.array(values, type=arrow)
-        if convert is _datetime:
+        if isinstance(convert, functools.partial) and convert.func is _datetime:
             return pa.array(values, type=pa.string()).cast(arrow)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass

@@ -30,7 +30,7 @@ def tokens(text: str) -> Iterator[Token]:
             while j < end and text[j] != char:
                 j += 2 if text[j] == "\\" else 1
             i = j + 1
-        elif text.startswith("--", i):
+        elif text.startswith(("--", "//", "#"), i):  # HogQL's three line comments
             newline = text.find("\n", i)
             i = end if newline < 0 else newline
         elif text.startswith("/*", i):
@@ -39,7 +39,7 @@ def tokens(text: str) -> Iterator[Token]:
         elif char == "{" and (match := _PLACEHOLDER.match(text, i)):
             yield Token("placeholder", match.group(1), i, match.end(), depth)
             i = match.end()
-        elif char.isalpha() or char == "_":
+        elif char.isalpha() or char in "_$":  # `$browser` is one name, not `browser`
             j = i
             while j < end and (text[j].isalnum() or text[j] in "_$"):
                 j += 1

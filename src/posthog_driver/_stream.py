@@ -149,8 +149,9 @@ class RowStream:
             try:
                 page = await self._driver.execute(hogql, values, timeout=self._timeout)
             except QueryError as exc:
-                if self.pages == 0:
-                    raise self._explained(exc) from exc
+                explained = self._explained(exc) if self.pages == 0 else None
+                if explained is not None:
+                    raise explained from exc
                 raise
             if self.pages == 0:
                 self.columns, self.types = page.columns, page.types
@@ -190,7 +191,7 @@ class RowStream:
             )
         if again == len(rows) == self._batch_size:
             raise ValidationError(
-                f"More than batch_size={self._batch_size:,} rows share the cursor key {last}: "
+                f"At least batch_size={self._batch_size:,} rows share the cursor key {last}: "
                 "raise batch_size, or add a unique column to the cursor, e.g. uuid."
             )
         return rows[min(len(seen), again) :]
@@ -227,7 +228,7 @@ class RowStream:
                 )
             index = page.columns.index(name)
             kind = _base_type(page.types[index])
-            if not re.match(r"(U?Int|Float|String|FixedString|Enum|Date|UUID)", kind):
+            if not re.match(r"(U?Int\d|Float|String|FixedString|Enum|Date|UUID)", kind):
                 raise ValidationError(
                     f"The cursor column {name!r} is of type {page.types[index]}; use columns of "
                     "number, string, date, datetime or UUID type (e.g. timestamp and uuid)."
@@ -257,10 +258,16 @@ class RowStream:
                     "tiebreaker, e.g. cursor=('timestamp', 'uuid')."
                 )
 
-    def _explained(self, exc: QueryError) -> DriverError:
-        missing = [name for name in self._cursor if name in str(exc)]
+    def _explained(self, exc: QueryError) -> DriverError | None:
+        """The fix, where PostHog could not find a cursor column (the query does not select
+        it); None for any other query error, which is the query's own."""
+        missing = [
+            name
+            for name in self._cursor
+            if re.search(rf"Unable to resolve field: `?{re.escape(name)}`?(?![\w$])", str(exc))
+        ]
         if not missing:
-            return exc
+            return None
         return ValidationError(
             f"PostHog could not order the stream by {missing[0]!r} ({exc}). Select the cursor "
             f"columns {list(self._cursor)} in the query. {_SHAPE}"
@@ -317,7 +324,16 @@ def _check_shape(hogql: Any) -> str:
     if not isinstance(hogql, str) or not hogql.strip():
         raise ValidationError("stream() needs a HogQL SELECT as a string. " + _SHAPE)
     text = hogql.strip().rstrip(";").rstrip()
-    words = {t.text.upper() for t in tokens(text) if t.kind == "word" and t.depth == 0}
+    words = set()
+    previous = ""
+    for token in tokens(text):
+        # a keyword at the top level: not a property (`properties.limit`), not an alias
+        # (`AS offset`); `LIMIT n BY` is refused too: without an order its rows differ per run
+        if token.kind == "word" and token.depth == 0:
+            after_dot = text[: token.start].rstrip().endswith(".")
+            if not after_dot and previous != "AS":
+                words.add(token.text.upper())
+            previous = token.text.upper()
     for word in ("LIMIT", "OFFSET"):
         if word in words:
             raise ValidationError(

@@ -61,7 +61,8 @@ class ValidationResult:
         first = next((e for e in self.errors if e.line is not None), None)
         if first is None or first.line is None or first.column is None:
             return ""
-        text = self.query.splitlines()[first.line - 1] if self.query else ""
+        lines = self.query.split("\n")  # as line and column count: only \n ends a line
+        text = lines[first.line - 1] if first.line <= len(lines) else ""
         width = max(1, min((first.end or 0) - (first.start or 0), len(text) - first.column + 1))
         return f"{text}\n{' ' * (first.column - 1)}{'^' * width}"
 
@@ -146,10 +147,11 @@ def _literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    # a negative number in brackets: after a `-` in the query, `--5` would start a comment
     if isinstance(value, int):
-        return str(value)
+        return f"({value})" if value < 0 else str(value)
     if isinstance(value, float) and math.isfinite(value):
-        return repr(value)
+        return f"({value!r})" if value < 0 else repr(value)
     if isinstance(value, str):
         return "'" + "".join(_ESCAPES.get(c, c) for c in value) + "'"
     if isinstance(value, list | tuple):
