@@ -5,6 +5,7 @@ nox -s lint         ruff check and ruff format --check
 nox -s typecheck    mypy --strict over src/ and the typed usage example
 nox -s bench        benchmarks: side-by-side ratios, raw figures to benchmarks/results/
 nox -s soak         the long reliability suite against the local server
+nox -s docs         the documentation site, built strictly (site/)
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ def soak(session: nox.Session) -> None:
         *session.posargs,
         external=True,
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs-material, API reference from the docstrings) in
+    strict mode: a broken link or reference fails it. Output in site/."""
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.run("uv", "run", "--group", "docs", "mkdocs", "build", "--strict", *session.posargs,
+                external=True)  # fmt: skip

@@ -14,7 +14,7 @@ import sys
 import anyio
 from claude_agent_sdk import AssistantMessage, ClaudeAgentOptions, TextBlock, query
 
-from posthog_driver import AsyncDriver
+from posthog_driver import AsyncDriver, DriverError
 from posthog_driver.tools import Toolset
 from posthog_driver.tools.agent_sdk import create_agent_sdk_server
 
@@ -39,4 +39,11 @@ async def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, " ".join(sys.argv[1:]) or "Which events are most common?")
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        sys.exit(
+            "Set ANTHROPIC_API_KEY to an Anthropic API key (`posthog-driver demo` needs none)."
+        )
+    try:
+        anyio.run(main, " ".join(sys.argv[1:]) or "Which events are most common?")
+    except DriverError as exc:  # one line that says what to fix, not a traceback
+        sys.exit(f"error: {exc}")

@@ -6,9 +6,11 @@ lines it prints, then `uv run python examples/basic_usage.py`.
 
 from __future__ import annotations
 
+import sys
+
 import anyio
 
-from posthog_driver import AsyncDriver, QueryError
+from posthog_driver import AsyncDriver, DriverError, QueryError
 
 
 async def main() -> None:
@@ -33,4 +35,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    except DriverError as exc:  # one line that says what to fix, not a traceback
+        sys.exit(f"error: {exc}")

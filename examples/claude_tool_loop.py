@@ -8,12 +8,13 @@ Needs `pip install "posthog-driver[anthropic]"` and ANTHROPIC_API_KEY. Against t
 
 from __future__ import annotations
 
+import os
 import sys
 
 import anyio
 from anthropic import AsyncAnthropic
 
-from posthog_driver import AsyncDriver
+from posthog_driver import AsyncDriver, DriverError
 from posthog_driver.tools import Toolset
 from posthog_driver.tools.anthropic_loop import DEFAULT_MODEL, run_tool_loop
 
@@ -35,4 +36,11 @@ async def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, " ".join(sys.argv[1:]) or "How many people signed up in the last 30 days?")
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        sys.exit(
+            "Set ANTHROPIC_API_KEY to an Anthropic API key (`posthog-driver demo` needs none)."
+        )
+    try:
+        anyio.run(main, " ".join(sys.argv[1:]) or "How many people signed up in the last 30 days?")
+    except DriverError as exc:  # one line that says what to fix, not a traceback
+        sys.exit(f"error: {exc}")

@@ -1,22 +1,32 @@
 """A FastAPI back end over PostHog: one driver for the app, driver errors as HTTP answers.
 
+Every data route runs HogQL with this service's PostHog key, and `/query` runs the caller's
+own HogQL: they all require `Authorization: Bearer $APP_API_TOKEN` (your callers' credential,
+not the PostHog key). Put your real authentication here (OAuth, an API gateway); the point is
+that nothing reaches the driver without it. `/health` stays open for probes.
+
 Run it against the local server (in one shell `uv run posthog-driver serve-local`, then paste
 the `export POSTHOG_...` lines it prints into another):
 
+    export APP_API_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
     uv run uvicorn --factory examples.fastapi_app:create_app --port 8000
-    curl localhost:8000/objects
-    curl localhost:8000/top-events?days=30
-    curl -X POST localhost:8000/query -H 'content-type: application/json' \
+    curl -H "Authorization: Bearer $APP_API_TOKEN" localhost:8000/objects
+    curl -H "Authorization: Bearer $APP_API_TOKEN" localhost:8000/top-events?days=30
+    curl -X POST localhost:8000/query -H "Authorization: Bearer $APP_API_TOKEN" \
+         -H 'content-type: application/json' \
          -d '{"hogql": "SELECT count() AS n FROM events WHERE event = {ev}",
               "values": {"ev": "$pageview"}}'
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+import os
+from typing import Annotated, Any
 
 import httpx2
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from posthog_driver import DriverSettings, FieldInfo
@@ -30,33 +40,61 @@ class QueryIn(BaseModel):
     values: dict[str, Any] | None = None
 
 
+BEARER = HTTPBearer(auto_error=False)  # module level: FastAPI reads the annotation below by name
+
+
+def bearer_token(expected: str) -> Any:
+    """A dependency that lets a request through only with `Authorization: Bearer <expected>`."""
+
+    async def check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> None:
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(401, "Send Authorization: Bearer <token>.",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    return Depends(check)
+
+
 def create_app(
-    settings: DriverSettings | None = None, *, http_client: httpx2.AsyncClient | None = None
+    settings: DriverSettings | None = None,
+    *,
+    http_client: httpx2.AsyncClient | None = None,
+    api_token: str | None = None,
 ) -> FastAPI:
-    """The app; `settings` default to the `POSTHOG_*` environment, read at start-up."""
+    """The app; `settings` default to the `POSTHOG_*` environment, read at start-up, and
+    `api_token` (what callers must send) to `APP_API_TOKEN`."""
+    token = api_token or os.environ.get("APP_API_TOKEN")
+    if not token or len(token) < 16:
+        raise RuntimeError(
+            "Set APP_API_TOKEN (at least 16 characters) to the token callers must send: "
+            "every route below runs HogQL with this service's PostHog key."
+        )
     app = FastAPI(
         title="PostHog analytics API",
         lifespan=posthog_lifespan(settings, http_client=http_client),
     )
     add_error_handlers(app)
+    authorized = [bearer_token(token)]
 
     @app.get("/health")
     async def health(driver: PostHogDriver) -> dict[str, bool]:
         return {"posthog": await driver.health_check()}
 
-    @app.get("/objects")
+    @app.get("/objects", dependencies=authorized)
     async def objects(driver: PostHogDriver) -> list[str]:
         return await driver.list_objects()
 
-    @app.get("/objects/{name}/fields")
+    @app.get("/objects/{name}/fields", dependencies=authorized)
     async def fields(name: str, driver: PostHogDriver) -> dict[str, FieldInfo]:
         return await driver.get_fields(name)
 
-    @app.post("/query")
+    @app.post("/query", dependencies=authorized)
     async def query(body: QueryIn, driver: PostHogDriver) -> list[dict[str, Any]]:
         return await driver.query(body.hogql, body.values)
 
-    @app.get("/top-events")
+    @app.get("/top-events", dependencies=authorized)
     async def top_events(
         driver: PostHogDriver, days: int = 7, limit: int = 10
     ) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ import sys
 import anyio
 from mcp import Client
 
+from posthog_driver import DriverError
 from posthog_driver.tools.mcp_server import create_mcp_server
 
 
@@ -37,7 +38,10 @@ async def try_it() -> None:
 
 
 if __name__ == "__main__":
-    if "--serve" in sys.argv:
-        create_mcp_server().run("stdio")
-    else:
-        anyio.run(try_it)
+    try:
+        if "--serve" in sys.argv:
+            create_mcp_server().run("stdio")
+        else:
+            anyio.run(try_it)
+    except DriverError as exc:  # one line that says what to fix, not a traceback
+        sys.exit(f"error: {exc}")

@@ -6,6 +6,7 @@ Run it against the local server: `posthog-driver serve-local`, paste its export 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from posthog_driver import (
     CircuitOpenError,
     DriverError,
     DriverSettings,
+    FieldInfo,
     NotFoundError,
     QueryError,
     QueryResult,
@@ -28,14 +30,14 @@ async def main() -> None:
     settings: DriverSettings = DriverSettings.from_env()  # POSTHOG_* from the environment or .env
     async with AsyncDriver(settings) as driver:
         names: list[str] = await driver.list_objects()
-        fields: dict[str, dict[str, Any]] = await driver.get_fields("events")
+        fields: dict[str, FieldInfo] = await driver.get_fields("events")
         events: list[str] = fields["event"].get("values", [])
         rows: list[dict[str, Any]] = await driver.query(
             "SELECT event, count() AS n FROM events WHERE event IN {names} GROUP BY event",
             values={"names": events[:3]},
         )
         result: QueryResult = await driver.execute("SELECT count() AS n FROM events")
-        catalog: dict[str, dict[str, dict[str, Any]]] = await driver.describe(names[:3])
+        catalog: dict[str, dict[str, FieldInfo]] = await driver.describe(names[:3])
         healthy: bool = await driver.health_check()
         print(len(names), len(rows), result.as_dicts(), len(catalog), healthy)
         try:
@@ -53,4 +55,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    except DriverError as exc:  # one line that says what to fix, not a traceback
+        sys.exit(f"error: {exc}")

@@ -56,6 +56,11 @@ def test_fields_prints_references_types_and_event_names(local_env, capsys):
     out = capsys.readouterr().out
     assert "properties.$browser" in out
     assert "signed_up" in out
+    assert "(1 fields)" not in out
+    lines = [line for line in out.splitlines()[1:] if line.startswith("  ")]
+    width = min(40, max(len(line.split()[0]) for line in lines))
+    column = 2 + width + 2  # where every type starts: the names are padded to one width
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines)
 
 
 def test_describe_json_maps_tables_to_fields(local_env, capsys):
@@ -210,7 +215,7 @@ def test_query_all_streams_every_row_to_a_file(local_env, capsys, tmp_path, fmt)
     status = main(["query", STREAM, "--all", "--batch-size", "6000", "--output", str(output)])
     assert status == 0, capsys.readouterr().err
     assert f"Wrote 20,000 rows to {output} ({fmt})" in capsys.readouterr().err
-    assert not (tmp_path / f"rows.{fmt}.partial").exists()
+    assert list(tmp_path.iterdir()) == [output]  # no partial file left beside it
     if fmt == "parquet":
         import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -262,3 +267,23 @@ def test_validate_points_at_the_mistake_and_exits_1(local_env, capsys):
     assert "SELECT evnt FROM events\n       ^^^^" in out
     assert main(["validate", "SELECT event FROM events"]) == 0
     assert capsys.readouterr().out.strip() == "valid"
+
+
+def test_log_format_json_is_honoured(local_server):
+    env = {**local_server.env(), "POSTHOG_LOG_FORMAT": "json"}
+    done = _run("--log-level", "INFO", "query", "SELECT 1 AS n", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert "query_sent" in {event["event"] for event in events}
+
+
+def test_an_export_never_writes_through_a_link_planted_beside_its_output(local_env, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "rows.csv.partial").symlink_to(victim)  # the old, predictable partial name
+    status = main(
+        ["query", "SELECT event FROM events LIMIT 3", "--output", str(tmp_path / "rows.csv")]
+    )
+    assert status == 0
+    assert victim.read_text() == "keep me"
+    assert (tmp_path / "rows.csv").read_text().splitlines()[0] == "event"

@@ -621,3 +621,15 @@ async def test_health_check_never_raises_even_on_a_bad_timeout(mock, timeout):
     mock.get(PROJECT_URL).respond(200, json={"id": int(PROJECT)})
     async with AsyncDriver(_settings()) as driver:
         assert await driver.health_check(timeout=timeout) is False
+
+
+async def test_a_timeout_after_retries_says_how_many_attempts_it_took():
+    # observed by a newcomer: "within 60 s" after 246 s and 4 attempts; now the whole is said
+    async with SilentHost() as host:
+        settings = _settings(host.url, max_retries=2, timeout=0.2, breaker_threshold=10)
+        async with AsyncDriver(settings) as driver:
+            with pytest.raises(RequestTimeoutError) as caught:
+                await driver.query("SELECT 1")
+    assert "within 0.2 s" in str(caught.value)
+    assert "after 3 attempts over" in str(caught.value)  # the first and max_retries=2 more
+    assert "after 3 attempts" in repr(caught.value)

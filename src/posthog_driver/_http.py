@@ -265,15 +265,25 @@ class RequestPipeline:
         """
         if url.startswith("/"):
             url = self._settings.host + url
-        return await self._with_retries(
-            method,
-            url,
-            endpoint=endpoint,
-            body=json,
-            params=params,
-            flight=flight or QueryFlight(),
-            state={"attempts": 0},
-        )
+        state = {"attempts": 0}
+        started = time.monotonic()
+        try:
+            return await self._with_retries(
+                method,
+                url,
+                endpoint=endpoint,
+                body=json,
+                params=params,
+                flight=flight or QueryFlight(),
+                state=state,
+            )
+        except (RequestTimeoutError, TransportError) as exc:
+            if state["attempts"] > 1:  # each message speaks of one attempt: say the whole
+                exc.message += (
+                    f" (after {state['attempts']} attempts over {time.monotonic() - started:.0f} s)"
+                )
+                exc.args = (exc.message,)
+            raise
 
     async def probe(self, path: str, timeout: float) -> bool:
         """One GET, no retries, outside breakers and windows: does it answer 200 in time?"""

@@ -23,6 +23,7 @@ import structlog
 __all__ = ["configure_logging", "get_logger", "redact"]
 
 LOGGER_NAME = "posthog_driver"
+_HANDLER_NAME = "posthog_driver.stderr"
 
 # Personal (phx_), OAuth (pha_) and project secret (phs_) keys, and bearer headers.
 _SECRET = re.compile(r"\b(ph[xas]_)[A-Za-z0-9_\-]{6,}|(Bearer\s+)\S+", re.IGNORECASE)
@@ -113,6 +114,26 @@ def configure_logging(level: str = "INFO", fmt: Literal["console", "json"] = "co
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    # Other libraries' stdlib records (httpx2, the MCP SDK, uvicorn) get the same format and the
+    # same redaction: one configuration for everything an entry point prints.
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _redact_processor,
+                renderer,
+            ],
+        )
     )
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)

@@ -9,7 +9,8 @@
     posthog-driver mcp [--http]    the MCP server (stdio by default)
 
 Errors print one line (`error: ...`) and exit non-zero: 1 for a driver error, 2 for bad
-configuration or usage, 130 on Ctrl-C. `--json` prints machine-readable output for scripts.
+configuration or usage, 130 on Ctrl-C, 143 on SIGTERM (both after a clean shutdown). `--json`
+prints machine-readable output for scripts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,17 +37,20 @@ from posthog_driver._errors import ConfigError, DriverError
 from posthog_driver._export import FORMATS, Format, export
 from posthog_driver._logging import configure_logging
 from posthog_driver._results import QueryResult
+from posthog_driver._settings import DriverSettings
 
 __all__ = ["main"]
 
 EXIT_DRIVER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    terminated = _stop_on_sigterm()
     try:
         return int(args.run(args))
     except ConfigError as exc:
@@ -54,8 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _MissingExtra as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
+        if terminated:
+            print("terminated", file=sys.stderr)
+            return EXIT_TERMINATED
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _stop_on_sigterm() -> list[int]:
+    """SIGTERM (docker stop, systemd, a supervisor) ends a command the way Ctrl-C does, through
+    its cleanup, then exits 143; the list it returns is non-empty once SIGTERM arrived."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        return received  # signals reach only the main thread; in-process callers keep theirs
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    return received
 
 
 def _fail(message: str, status: int) -> int:
@@ -137,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
     mcp = commands.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
-    mcp.add_argument("--host", default="127.0.0.1")
+    mcp.add_argument("--host", default="127.0.0.1", help="--http's address (default: loopback)")
     mcp.add_argument("--port", type=int, default=8765)
     mcp.add_argument(
         "--sandbox",
@@ -159,8 +183,9 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
-def _setup_logging(args: argparse.Namespace, default: str = "WARNING") -> None:
-    configure_logging(level=args.log_level or default, fmt="console")
+def _setup_logging(args: argparse.Namespace, settings: DriverSettings) -> None:
+    # --log-level over POSTHOG_LOG_LEVEL; POSTHOG_LOG_FORMAT (console or json) as set
+    configure_logging(level=args.log_level or settings.log_level, fmt=settings.log_format)
 
 
 # ---- commands from other packages (the local server's demo and serve-local) ----
@@ -196,7 +221,7 @@ def _with_driver(
     args: argparse.Namespace, command: Callable[[AsyncDriver, argparse.Namespace], Awaitable[Any]]
 ) -> int:
     driver = AsyncDriver.from_env()
-    _setup_logging(args, driver.settings.log_level)
+    _setup_logging(args, driver.settings)
 
     async def run() -> Any:
         async with driver:
@@ -233,12 +258,17 @@ async def _describe(driver: AsyncDriver, args: argparse.Namespace) -> Any:
 
 def _print_fields(name: str, fields: Mapping[str, Mapping[str, Any]]) -> None:
     console = _console()
-    console.print(f"[bold]{escape(name)}[/bold] ({len(fields)} fields)")
+    count = f"{len(fields)} field" + ("" if len(fields) == 1 else "s")
+    console.print(f"[bold]{escape(name)}[/bold] ({count})")
+    # columns line up: names padded to the longest (up to 40), types to theirs
+    name_width = min(40, max((len(ref) for ref in fields), default=0))
+    type_width = max((len(str(info.get("type", ""))) for info in fields.values()), default=0)
     for ref, info in fields.items():
         values = info.get("values")
         extra = f" values: {', '.join(map(str, values[:20]))}" if values else ""
+        kind = str(info.get("type", ""))
         console.print(
-            f"  {escape(ref)}  [dim]{escape(info.get('type', ''))}[/dim]  "
+            f"  {escape(ref.ljust(name_width))}  [dim]{escape(kind.ljust(type_width))}[/dim]  "
             f"{escape(info.get('description', ''))}{escape(extra)}",
             highlight=False,
         )
@@ -260,7 +290,8 @@ async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
         return await _export_rows(driver, args)
     rows = await driver.query(args.hogql, values=_values(args))
     if not args.json:
-        _console().print(render_rows(rows, title=f"{len(rows)} rows", limit=1000))
+        title = f"{len(rows)} row" + ("" if len(rows) == 1 else "s")
+        _console().print(render_rows(rows, title=title, limit=1000))
     if rows.has_more:  # never a silent cut: say how many and how to get them all
         print(
             f"Showing the first {len(rows)} rows: PostHog stops a query without LIMIT there. "

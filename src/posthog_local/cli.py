@@ -154,7 +154,8 @@ def _stop_on_signals() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, interrupt)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the posthog-driver command has one
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _print_environment(server: Any) -> None:

@@ -44,6 +44,8 @@ def load_example() -> Callable[..., FastAPI]:
 
 
 create_app = load_example()
+APP_TOKEN = "app-token-0123456789abcdef"
+AUTHORIZED = {"Authorization": f"Bearer {APP_TOKEN}"}
 
 
 @asynccontextmanager
@@ -57,7 +59,9 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             await app(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://app", headers=AUTHORIZED
+        ) as client:
             yield client
 
 
@@ -69,7 +73,7 @@ def settings(local_server: Any) -> DriverSettings:
 
 
 async def test_the_lifespan_opens_one_driver_and_closes_it(settings: DriverSettings) -> None:
-    app = create_app(settings)
+    app = create_app(settings, api_token=APP_TOKEN)
     async with serving(app) as client:
         driver = app.state.lifespan_state["posthog_driver"]
         assert (await client.get("/health")).json() == {"posthog": True}
@@ -78,7 +82,7 @@ async def test_the_lifespan_opens_one_driver_and_closes_it(settings: DriverSetti
 
 
 async def test_handlers_get_the_driver_and_answer(settings: DriverSettings) -> None:
-    async with serving(create_app(settings)) as client:
+    async with serving(create_app(settings, api_token=APP_TOKEN)) as client:
         objects = await client.get("/objects")
         fields = await client.get("/objects/events/fields")
         rows = await client.post(
@@ -99,7 +103,7 @@ async def test_handlers_get_the_driver_and_answer(settings: DriverSettings) -> N
 
 
 async def test_a_hogql_error_is_a_400_with_posthogs_detail(settings: DriverSettings) -> None:
-    async with serving(create_app(settings)) as client:
+    async with serving(create_app(settings, api_token=APP_TOKEN)) as client:
         answer = await client.post("/query", json={"hogql": "SELECT nope FROM events"})
     assert answer.status_code == 400
     assert answer.json()["code"] == "hogql_error"
@@ -107,14 +111,14 @@ async def test_a_hogql_error_is_a_400_with_posthogs_detail(settings: DriverSetti
 
 
 async def test_input_refused_by_the_driver_is_a_400(settings: DriverSettings) -> None:
-    async with serving(create_app(settings)) as client:
+    async with serving(create_app(settings, api_token=APP_TOKEN)) as client:
         answer = await client.post("/query", json={"hogql": "  "})
     assert answer.status_code == 400
     assert answer.json()["code"] == "invalid_input"
 
 
 async def test_an_unknown_object_is_a_404_with_suggestions(settings: DriverSettings) -> None:
-    async with serving(create_app(settings)) as client:
+    async with serving(create_app(settings, api_token=APP_TOKEN)) as client:
         answer = await client.get("/objects/event/fields")
     assert answer.status_code == 404
     assert answer.json()["suggestions"][0] == "events"
@@ -124,7 +128,7 @@ async def test_the_servers_refused_key_is_a_502_without_the_key(
     settings: DriverSettings, local_server: Any
 ) -> None:
     wrong = settings.model_copy(update={"api_key": settings.api_key.__class__("phx_wrongwrong")})
-    async with serving(create_app(wrong)) as client:
+    async with serving(create_app(wrong, api_token=APP_TOKEN)) as client:
         answer = await client.get("/objects")
     assert answer.status_code == 502
     assert answer.json() == {
@@ -139,7 +143,7 @@ async def test_an_unreachable_posthog_is_a_503_without_its_address() -> None:
     unreachable = DriverSettings(
         host="http://127.0.0.1:9", api_key="phx_unreachable", project_id="1", max_retries=0
     )
-    async with serving(create_app(unreachable)) as client:
+    async with serving(create_app(unreachable, api_token=APP_TOKEN)) as client:
         answer = await client.get("/objects")
     assert answer.status_code == 503
     assert answer.json()["code"] == "unavailable"
@@ -211,3 +215,25 @@ async def test_the_lifespan_reads_settings_from_the_environment(
     app = FastAPI(lifespan=posthog_lifespan())
     async with app.router.lifespan_context(app) as state:
         assert await state["posthog_driver"].health_check()
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token-0123456789", APP_TOKEN])
+async def test_routes_that_run_hogql_need_the_token(
+    settings: DriverSettings, header: str | None
+) -> None:
+    async with serving(create_app(settings, api_token=APP_TOKEN)) as client:
+        headers = {"Authorization": header} if header else {}
+        client.headers.pop("Authorization")
+        answers = [
+            await client.post("/query", json={"hogql": "SELECT 1"}, headers=headers),
+            await client.get("/objects", headers=headers),
+            await client.get("/top-events", headers=headers),
+        ]
+        health = await client.get("/health")
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert health.status_code == 200
+
+
+def test_the_app_refuses_to_start_without_a_token(settings: DriverSettings) -> None:
+    with pytest.raises(RuntimeError, match="APP_API_TOKEN"):
+        create_app(settings)

@@ -98,17 +98,24 @@ def test_serve_mcp_checks_settings_before_serving(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.usefixtures("posthog_env")
-@pytest.mark.parametrize(
-    ("transport", "expected"),
-    [("stdio", ("stdio", {})), ("streamable-http", ("streamable-http", {"host": "h", "port": 1}))],
-)
-def test_serve_mcp_runs_the_server_on_the_transport_asked(
-    monkeypatch: pytest.MonkeyPatch, transport: str, expected: tuple[str, dict[str, Any]]
-) -> None:
+def test_serve_mcp_runs_stdio_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(MCPServer, "run", lambda self, how, **kw: ran.append((how, kw)))
-    assert commands.serve_mcp(transport=transport, host="h", port=1) == 0
-    assert ran == [expected]
+    assert commands.serve_mcp(host="h", port=1) == 0
+    assert ran == [("stdio", {})]
+
+
+@pytest.mark.usefixtures("posthog_env")
+def test_serve_mcp_serves_http_behind_the_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from posthog_driver.tools import mcp_http  # noqa: PLC0415
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(mcp_http, "serve_http", lambda server, **kw: served.append(kw))
+    monkeypatch.setenv("POSTHOG_MCP_TOKEN", "a-token-of-twenty-chars")
+    assert commands.serve_mcp(transport="streamable-http", host="h", port=1) == 0
+    assert served == [{"host": "h", "port": 1, "token": "a-token-of-twenty-chars"}]
 
 
 @pytest.mark.usefixtures("posthog_env")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._errors import ConfigError, SandboxUnavailableError
+from posthog_driver._logging import configure_logging
 from posthog_driver._settings import DriverSettings
 from posthog_driver.sandbox import E2BExecutor, Executor, LocalSandboxExecutor, find_bubblewrap
 from posthog_driver.tools.toolset import Toolset
@@ -83,6 +84,7 @@ async def ask(
         executor = _executor(sandbox)
     except ConfigError as exc:
         return _fail(str(exc), 2)
+    configure_logging(level=driver.settings.log_level, fmt=driver.settings.log_format)
     try:
         running = executor if executor is not None else contextlib.nullcontext()
         async with driver, running, client or anthropic.AsyncAnthropic() as claude:
@@ -102,9 +104,15 @@ async def ask(
 
 
 def serve_mcp(
-    *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765, sandbox: str = "none"
+    *,
+    transport: str = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    sandbox: str = "none",
+    token: str | None = None,
 ) -> int:
-    """Serve the tools over MCP until interrupted: `stdio`, or `streamable-http` on host:port.
+    """Serve the tools over MCP until interrupted: `stdio`, or `streamable-http` on host:port
+    behind a bearer token (`token`, else `POSTHOG_MCP_TOKEN`, else one generated and printed).
 
     Settings come from `POSTHOG_*` and are checked before serving, so a bad key fails fast
     with one line instead of at the first tool call.
@@ -120,9 +128,17 @@ def serve_mcp(
         executor = _executor(sandbox)
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    server = create_mcp_server(settings, executor=executor)
+    # One logging set-up for every entry point: POSTHOG_LOG_LEVEL and POSTHOG_LOG_FORMAT, for
+    # the driver's events and the SDK's (which would otherwise log every request at INFO).
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    server = create_mcp_server(settings, executor=executor, log_level=settings.log_level)
     if transport == "stdio":
         server.run("stdio")
-    else:
-        server.run("streamable-http", host=host, port=port)
+        return 0
+    from posthog_driver.tools.mcp_http import TOKEN_VARIABLE, serve_http  # noqa: PLC0415
+
+    token = token or os.environ.get(TOKEN_VARIABLE)
+    if token is not None and len(token) < 16:
+        return _fail(f"{TOKEN_VARIABLE} must be at least 16 characters.", 2)
+    serve_http(server, host=host, port=port, token=token)
     return 0

@@ -21,7 +21,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 try:
     from mcp.server.mcpserver import Context, MCPServer
@@ -32,6 +32,7 @@ except ImportError as exc:
         'The MCP server needs the mcp package (2.x): pip install "posthog-driver[mcp]"'
     ) from exc
 
+from posthog_driver import __version__
 from posthog_driver._driver import AsyncDriver
 from posthog_driver._settings import DriverSettings
 from posthog_driver.sandbox._executor import Executor
@@ -55,6 +56,7 @@ READ_ONLY = ToolAnnotations(
 """Every tool only reads: HogQL is SELECT-only and the key needs only read scopes."""
 
 ToolsetFactory = Callable[[AsyncDriver], Toolset]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def to_call_tool_result(result: ToolResult) -> CallToolResult:
@@ -74,13 +76,15 @@ def create_mcp_server(
     name: str = "posthog",
     toolset_factory: ToolsetFactory | None = None,
     executor: Executor | None = None,
+    log_level: LogLevel = "WARNING",
 ) -> MCPServer[Toolset]:
     """An `MCPServer` serving `list_objects`, `get_fields`, `query` and `describe`, and
     `python` when an `executor` (a sandbox) is given.
 
     `settings` default to `DriverSettings.from_env()` (the `POSTHOG_*` environment), read when the
     server starts, not when it is built. `toolset_factory` builds the toolset around the
-    server's driver (e.g. `lambda d: Toolset(d, max_rows=50)`).
+    server's driver (e.g. `lambda d: Toolset(d, max_rows=50)`). `log_level` is the SDK's
+    (at INFO it logs every request to stderr).
     """
     factory = toolset_factory or (lambda driver: Toolset(driver, executor=executor))
     specs = TOOL_SPECS + ((PYTHON_SPEC,) if executor is not None else ())
@@ -94,6 +98,8 @@ def create_mcp_server(
 
     return MCPServer(
         name,
+        version=__version__,
+        log_level=log_level,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         tools=[_tool(spec) for spec in specs],

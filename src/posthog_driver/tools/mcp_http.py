@@ -1,0 +1,86 @@
+"""The MCP server over streamable HTTP, behind a bearer token.
+
+Anyone who reaches an MCP endpoint runs HogQL with the service's PostHog key, so the HTTP
+transport is never open: `http_app()` wraps the SDK's app in a check of
+`Authorization: Bearer <token>` (compared in constant time) on every HTTP request, and
+`serve_http()` takes the token from `POSTHOG_MCP_TOKEN` (or generates one and prints it once),
+binds 127.0.0.1 unless told otherwise, and warns when it is told otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+import sys
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["TOKEN_VARIABLE", "BearerAuth", "http_app", "serve_http"]
+
+TOKEN_VARIABLE = "POSTHOG_MCP_TOKEN"  # noqa: S105 - a variable's name, not a secret
+
+
+class BearerAuth:
+    """ASGI middleware: HTTP requests without the right bearer token get a 401 and reach
+    nothing; lifespan events pass (the SDK's session manager starts on them)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if len(token) < 16:
+            raise ValueError("the MCP token must be at least 16 characters")
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                response = JSONResponse(
+                    {"error": "unauthorized", "detail": "Send Authorization: Bearer <token>."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(server: Any, token: str, *, host: str = "127.0.0.1") -> ASGIApp:
+    """The server's streamable-HTTP app (at `/mcp`) behind `BearerAuth`."""
+    return BearerAuth(server.streamable_http_app(host=host), token)
+
+
+def serve_http(server: Any, *, host: str, port: int, token: str | None) -> None:
+    """Serve until interrupted; a missing token is generated and printed to stderr once."""
+    import anyio  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415
+
+    if not token:
+        token = secrets.token_urlsafe(32)
+        print(
+            f"posthog-driver: no {TOKEN_VARIABLE} set; this run's token (send it as "
+            f"'Authorization: Bearer <token>'):\n{token}",
+            file=sys.stderr,
+        )
+    if not _loopback(host):
+        print(
+            f"posthog-driver: warning: serving MCP on {host}, reachable from other machines; "
+            "anyone with the token runs HogQL with this server's PostHog key. Put it behind "
+            "TLS (a reverse proxy) and keep the token secret.",
+            file=sys.stderr,
+        )
+    print(f"posthog-driver: MCP over HTTP at http://{host}:{port}/mcp", file=sys.stderr)
+    config = uvicorn.Config(http_app(server, token, host=host), host=host, port=port,
+                            log_level="warning")  # fmt: skip
+    anyio.run(uvicorn.Server(config).serve)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
