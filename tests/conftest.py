@@ -92,3 +92,41 @@ def make_settings() -> Callable[..., Any]:
         return DriverSettings(**values)
 
     return make
+
+
+# ---- the reliability suite's table (tests/reliability), printed once by the process that
+# reports: the only one without xdist, the controller with it (workers send their tallies) ----
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from tests.reliability.conftest import TALLIES, Tally  # noqa: PLC0415
+
+    for found in getattr(node, "workeroutput", {}).get("reliability", []):
+        TALLIES.append(Tally(**found))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller reports
+    from tests.reliability.conftest import TALLIES  # noqa: PLC0415
+
+    if not TALLIES:
+        return
+    lines = [
+        "| scenario | calls | successes | typed failures | untyped failures | leaks "
+        "| max attempts |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {t.scenario} | {t.calls} | {t.successes} | {t.typed_failures} | "
+            f"{t.untyped_failures} | {t.leaks} | {t.max_attempts or '-'} |"
+            for t in TALLIES
+        ),
+    ]
+    terminalreporter.section("reliability summary")
+    for line in lines:
+        terminalreporter.write_line(line)
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        path = cache.mkdir("reliability") / "summary.md"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")

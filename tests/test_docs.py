@@ -52,3 +52,20 @@ def test_a_readme_command_runs_as_written(
     expected = 1 if arguments[0] == "validate" and "evnt" in arguments[1] else 0
     assert done.returncode == expected, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_server_option_the_docs_call_a_flag_is_one() -> None:
+    import argparse  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
+
+    from posthog_driver.cli import _parser  # noqa: PLC0415
+    from posthog_local import ServerOptions  # noqa: PLC0415
+
+    text = (README.parent / "docs" / "local-server.md").read_text(encoding="utf-8")
+    said = re.search(r"Every field but (.*?) is\s+also a `serve-local` flag", text, re.S)
+    assert said is not None
+    not_flags = set(re.findall(r"`(\w+)`", said.group(1)))
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {action.dest for action in commands.choices["serve-local"]._actions}
+    fields = {field.name for field in dataclasses.fields(ServerOptions)}
+    assert fields - flags == not_flags

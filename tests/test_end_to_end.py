@@ -142,3 +142,15 @@ async def test_a_list_value_works_with_in_and_names_never_collide(settings):
         pair = await driver.query("SELECT {a} AS a, {a_} AS b", values={"a": "x", "a_": "y"})
     assert both[0]["n"] > one[0]["n"] > 0
     assert pair == [{"a": "x", "b": "y"}]
+
+
+async def test_an_unknown_table_in_hogql_gets_close_names(local_server: Any) -> None:
+    settings = DriverSettings(
+        host=local_server.url, api_key=local_server.api_key, project_id=local_server.project_id
+    )
+    async with AsyncDriver(settings) as driver:
+        with pytest.raises(QueryError) as caught:
+            await driver.query("SELECT count() FROM eventz")
+    assert "Unknown table" in str(caught.value)
+    assert "Did you mean events?" in str(caught.value)
+    assert caught.value.status_code == 400

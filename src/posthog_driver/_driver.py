@@ -57,6 +57,9 @@ from posthog_driver._validation import ValidationResult, with_literals
 
 __all__ = ["AsyncDriver", "ProgressCallback", "QueryProgressCallback"]
 
+_UNKNOWN_TABLE = re.compile(r"Unknown table `([^`]+)`")
+SUGGEST_SECONDS = 5.0  # at most, to fetch the table names behind a suggestion
+
 ProgressCallback = Callable[[str, int, int], None]
 """Called by `describe()` after each object: (object name, objects done, objects in all)."""
 
@@ -436,6 +439,8 @@ class AsyncDriver:
             body = await self._run_query(node, chosen, on_progress)
             result = QueryResult.from_response(body)
         except DriverError as exc:
+            if isinstance(exc, QueryError):
+                await self._suggest_tables(exc)
             log.info(
                 "query_failed",
                 chars=len(hogql),
@@ -454,6 +459,24 @@ class AsyncDriver:
         if result.hogql is None:
             result = dataclasses.replace(result, hogql=hogql)
         return result
+
+    async def _suggest_tables(self, exc: QueryError) -> None:
+        """An unknown table in PostHog's message gets close names, as `get_fields` gives
+        them (from the cached schema; nothing is added when it cannot be had quickly)."""
+        match = _UNKNOWN_TABLE.search(str(exc))
+        if match is None:
+            return
+        try:
+            with anyio.move_on_after(SUGGEST_SECONDS):
+                matches = _close_names(match.group(1), await self.list_objects())
+                hint = f" Did you mean {', '.join(matches)}?" if matches else ""
+                extra = f"{hint} list_objects() gives every table name."
+                exc.message += extra
+                exc.args = (exc.message,)
+                if exc.detail:  # what the agent tools show the model
+                    exc.detail += extra
+        except DriverError:
+            return
 
     def _hogql_node(self, hogql: Any, values: Any) -> dict[str, Any]:
         if not isinstance(hogql, str):
@@ -728,11 +751,16 @@ def _check_values(values: Any) -> dict[str, Any]:
     return values
 
 
-def _unknown_object(name: str, known: list[str]) -> NotFoundError:
+def _close_names(name: str, known: list[str]) -> list[str]:
     lowered = {k.lower(): k for k in known}
     matches = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if name.lower() in lowered and lowered[name.lower()] not in matches:
         matches.insert(0, lowered[name.lower()])
+    return matches
+
+
+def _unknown_object(name: str, known: list[str]) -> NotFoundError:
+    matches = _close_names(name, known)
     hint = f" Did you mean {', '.join(matches)}?" if matches else ""
     return NotFoundError(
         f"There is no object named {name!r}.{hint} list_objects() gives every name.",

@@ -50,7 +50,7 @@ EXIT_TERMINATED = 143
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
-    terminated = _stop_on_sigterm()
+    terminated, previous = _stop_on_sigterm()
     try:
         return int(args.run(args))
     except ConfigError as exc:
@@ -60,26 +60,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _MissingExtra as exc:
         return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
+        _ignore_further_signals()  # a server re-raising the signal it caught must not undo this
         if terminated:
             print("terminated", file=sys.stderr)
             return EXIT_TERMINATED
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None and not terminated:  # in-process callers keep their handler
+            signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_on_sigterm() -> list[int]:
+def _ignore_further_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_on_sigterm() -> tuple[list[int], Any]:
     """SIGTERM (docker stop, systemd, a supervisor) ends a command the way Ctrl-C does, through
-    its cleanup, then exits 143; the list it returns is non-empty once SIGTERM arrived."""
+    its cleanup, then exits 143. Returns the list that is non-empty once SIGTERM arrived, and
+    the handler it replaced (None off the main thread, where signals cannot be handled)."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        return received  # signals reach only the main thread; in-process callers keep theirs
+        return received, None
 
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    return received
+    return received, signal.signal(signal.SIGTERM, stop)
 
 
 def _fail(message: str, status: int) -> int:

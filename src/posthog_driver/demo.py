@@ -60,10 +60,10 @@ ORDER BY events DESC
 LIMIT 10""",
     ),
     Question(
-        "Daily active users, last 14 days",
+        "Daily active users, last 14 days (today so far)",
         """SELECT toDate(timestamp) AS day, uniq(person_id) AS active_users
 FROM events
-WHERE timestamp >= now() - INTERVAL 14 DAY
+WHERE timestamp >= toStartOfDay(now()) - INTERVAL 13 DAY
 GROUP BY day
 ORDER BY day""",
     ),
@@ -200,5 +200,8 @@ async def walkthrough(driver: AsyncDriver, console: Console) -> None:
             question.hogql, values=question.values or None
         )
         if question.reshape is not None:
+            # say so: the table is computed from the query's rows, not the rows themselves
+            doc = (question.reshape.__doc__ or "").strip().splitlines()[0]
+            console.print(f"[dim]The query's {len(rows)} rows, reshaped here: {escape(doc)}[/dim]")
             rows = question.reshape(rows)
         console.print(render_rows(rows))

@@ -9,6 +9,7 @@ attempts); the table is printed at the end of the run and written to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,7 +83,7 @@ def _chain(exc: BaseException) -> list[str]:
     return out
 
 
-_TALLIES: list[Tally] = []
+TALLIES: list[Tally] = []
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
     """A fresh `Tally` named after the test, reported in the session's summary table."""
     found = Tally(request.node.name.removeprefix("test_"))
     yield found
-    _TALLIES.append(found)
+    TALLIES.append(found)
 
 
 @pytest.fixture
@@ -129,23 +130,9 @@ def tasks_left() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if not _TALLIES:
-        return
-    lines = [
-        "| scenario | calls | successes | typed failures | untyped failures | leaks "
-        "| max attempts |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {t.scenario} | {t.calls} | {t.successes} | {t.typed_failures} | "
-            f"{t.untyped_failures} | {t.leaks} | {t.max_attempts or '-'} |"
-            for t in _TALLIES
-        ),
-    ]
-    terminalreporter.section("reliability summary")
-    for line in lines:
-        terminalreporter.write_line(line)
-    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-    if cache is not None:
-        path = cache.mkdir("reliability") / "summary.md"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under xdist, a worker hands its tallies to the controller, which prints the table
+    (tests/conftest.py); without xdist the table is printed from `TALLIES` directly."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["reliability"] = [dataclasses.asdict(t) for t in TALLIES]

@@ -28,8 +28,21 @@ except SandboxUnavailableError as exc:  # pragma: no cover - CI installs bubblew
     pytest.skip(f"no bubblewrap here: {exc}", allow_module_level=True)
 
 
+@pytest.fixture(autouse=True)
+def sandbox_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    # each test's sandbox folders apart from other tests' (and other xdist workers'), and not
+    # below the test's working directory, which the sandbox must not see
+    folder = tmp_path_factory.mktemp("sandboxes")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 @pytest.fixture(params=[0, 1], ids=["cold", "warm"])
-async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[LocalSandboxExecutor]:
+async def sandbox(
+    request: pytest.FixtureRequest, sandbox_folder: Path
+) -> AsyncIterator[LocalSandboxExecutor]:
     # every escape is tried on a sandbox started for the run and on one started ahead (warm;
     # without the slow preload, which test_a_warm_sandbox_has_pandas_loaded_already covers)
     executor = LocalSandboxExecutor(max_output_bytes=64 * 1024, warm=request.param, preload=())
@@ -320,7 +333,7 @@ async def test_a_process_left_behind_does_not_outlive_its_run(
     assert follow_up.stdout.strip() == "['main.py']"
 
 
-async def test_a_warm_sandbox_has_pandas_loaded_already() -> None:
+async def test_a_warm_sandbox_has_pandas_loaded_already(sandbox_folder: Path) -> None:
     before = _sandbox_folders()
     async with LocalSandboxExecutor(warm=2) as executor:
         assert executor.ready == 2
@@ -333,7 +346,8 @@ async def test_a_warm_sandbox_has_pandas_loaded_already() -> None:
     # closing the executor ends the warm sandboxes and removes their folders
     assert executor.ready == 0
     assert _sandbox_folders() <= before
-    assert _processes_named("matplotlib.pyplot") == []
+    # bubblewrap's command line names the folder: no process of this test is left
+    assert _processes_named(str(sandbox_folder)) == []
 
 
 async def test_an_executor_that_is_not_entered_keeps_nothing_warm() -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import structlog
 
-from posthog_driver import AsyncDriver
+from posthog_driver import AsyncDriver, DriverSettings
 from posthog_driver.tools import TOOL_SPECS, ToolResult, Toolset
 from tests.tools.fake_posthog import KEY, FakePostHog, hogql_answer, settings
 
@@ -305,3 +305,13 @@ async def test_no_result_text_ever_contains_the_api_key(
 def test_repr_shows_tools_and_limits(toolset: Toolset) -> None:
     assert "query" in repr(toolset)
     assert "max_rows=100" in repr(toolset)
+
+
+async def test_an_unknown_table_in_a_query_names_the_close_ones(local_server: Any) -> None:
+    settings = DriverSettings(
+        host=local_server.url, api_key=local_server.api_key, project_id=local_server.project_id
+    )
+    async with AsyncDriver(settings) as driver:
+        answer = await Toolset(driver).call("query", {"query": "SELECT 1 FROM person"})
+    assert answer.is_error
+    assert "Did you mean persons?" in answer.text
