@@ -69,9 +69,10 @@ def _split(type_name: str) -> tuple[str, list[str]]:
     return match.group(1), args
 
 
+@functools.lru_cache(maxsize=512)
 def column_type(type_name: str) -> tuple[pa.DataType, Convert, bool]:
     """The Arrow type of a ClickHouse type, the converter for its JSON values, and whether
-    PostHog says it may be null."""
+    PostHog says it may be null. Cached: a stream asks again for every page and the schema."""
     name, args = _split(type_name)
     if name == "Nullable" and args:
         arrow, convert, _ = column_type(args[0])
