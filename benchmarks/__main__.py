@@ -7,6 +7,7 @@ import importlib
 import time
 import traceback
 
+from benchmarks.local import stop_kept
 from benchmarks.report import Report, markdown, write_json
 
 CASES = (
@@ -30,6 +31,7 @@ def main() -> None:
             traceback.print_exc()
             report.note(f"Case {name} did not run: {type(exc).__name__}: {exc}")
         report.raw.setdefault("case_seconds", {})[name] = round(time.perf_counter() - started, 1)
+    stop_kept()  # the local server --quick shares between cases
     print(markdown(report, quick=args.quick))
     path = write_json(report, quick=args.quick)
     print(f"\nRaw figures: {path}")

@@ -48,7 +48,7 @@ def run(report: Report, *, quick: bool) -> None:
     except ImportError as exc:
         report.note(f"Case 8 skipped: the local server is not available ({exc}).")
         return
-    rounds, repeats = (2, 20) if quick else (4, 100)
+    rounds, repeats = (1, 20) if quick else (4, 100)
     limits = EngineLimits()
     starts: dict[str, list[float]] = {"sandboxed": [], "plain": []}
     engines: dict[str, Any] = {}
@@ -92,7 +92,9 @@ def run(report: Report, *, quick: bool) -> None:
                 met=ratio <= 1.2,
             )
         )
+    smoke = " --quick: 1 start-up of each and 20 rounds of queries (4 and 100 in a full run)."
     report.note(
         f"Case 8: {EVENTS:,} events; start-up = spawn, imports, generation and load; a query "
-        "round trip = the server's pipe to the engine process and back, without HTTP."
+        f"round trip = the server's pipe to the engine process and back, without HTTP."
+        f"{smoke if quick else ''}"
     )

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from benchmarks.local import local_server
 from benchmarks.report import Report, Row
 from benchmarks.stats import Summary, percentile
 from posthog_driver import AsyncDriver, DriverError, DriverSettings
@@ -74,16 +75,14 @@ async def _throughput(srv: Any, calls: int, kind: str) -> float:
 
 
 def run(report: Report, *, quick: bool) -> None:
+    events = 100_000 if quick else 1_000_000
+    repeats, rounds, calls = (3, 1, 160) if quick else (7, 3, 800)
     try:
-        from posthog_local import LocalServer, ServerOptions  # noqa: PLC0415
+        import posthog_local  # noqa: F401, PLC0415
     except ImportError as exc:
         report.note(f"Case 7 skipped: the local server is not available ({exc}).")
         return
-    events = 200_000 if quick else 1_000_000
-    repeats, rounds, calls = (3, 1, 160) if quick else (7, 3, 800)
-    started = time.perf_counter()
-    with LocalServer(ServerOptions(events=events, seed=7)) as srv:
-        load_s = time.perf_counter() - started
+    with local_server(events, keep=quick) as (srv, load_s):
         failed: dict[str, str] = {}
         latencies = asyncio.run(_latencies(srv, repeats, failed))
         rates = {
@@ -125,7 +124,8 @@ def run(report: Report, *, quick: bool) -> None:
         )
     )
     report.note(
-        f"Case 7: {events:,} generated events (generation and load took {load_s:.1f} s); "
+        f"Case 7: {events:,} generated events (generation and load took {load_s:.1f} s"
+        f"{'; --quick: the server is kept for case 10' if quick else ''}); "
         "server on a thread of the benchmark process (chdb pool of 4 sessions), so it shares "
         "the CPU and GIL with the client. Latency includes the driver and HTTP."
     )

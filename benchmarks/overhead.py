@@ -110,7 +110,7 @@ async def _async_round(url: str, totals: dict[int, int], flip: bool) -> dict[str
     return out
 
 
-def _sync_round(url: str, total: int, threads: int = 64) -> dict[str, Any]:
+def _sync_round(url: str, total: int, threads: int = 64, warm_up: int = 20) -> dict[str, Any]:
     query_url = f"{url}/api/projects/{PROJECT}/query/"
     session = requests.Session()
     lock = threading.Lock()
@@ -128,7 +128,7 @@ def _sync_round(url: str, total: int, threads: int = 64) -> dict[str, Any]:
         for _ in range(n):
             call()
 
-    for _ in range(20):
+    for _ in range(warm_up):
         call()
     latencies.clear()
     started = time.perf_counter()
@@ -145,33 +145,37 @@ async def _driver_calls(url: str, total: int, **overrides: Any) -> dict[str, Any
         return await _drive(lambda: driver.query(QUERY), 64, total)
 
 
-def _latency_rounds(rounds: int, total: int) -> list[dict[str, Any]]:
+def _latency_rounds(
+    stub: StubServer, rounds: int, total: int, warm_up: int
+) -> list[dict[str, Any]]:
     """Case 2 with a 50 ms server: sync+Lock vs the driver (3 slots, then 64 slots)."""
     out = []
-    with StubServer(delay_ms=SERVER_DELAY_MS) as stub:
-        for _ in range(rounds):
-            out.append(
-                {
-                    "sync": _sync_round(stub.url, total),
-                    "driver-3": asyncio.run(
-                        _driver_calls(stub.url, total, max_concurrent_queries=3)
-                    ),
-                    "driver-64": asyncio.run(_driver_calls(stub.url, total)),
-                }
-            )
+    stub.set_delay(SERVER_DELAY_MS)
+    for _ in range(rounds):
+        out.append(
+            {
+                "sync": _sync_round(stub.url, total, warm_up=warm_up),
+                "driver-3": asyncio.run(_driver_calls(stub.url, total, max_concurrent_queries=3)),
+                "driver-64": asyncio.run(_driver_calls(stub.url, total)),
+            }
+        )
     return out
 
 
 def run(report: Report, *, quick: bool) -> None:
+    # --quick: half the calls, and one round against the 50 ms server (each of its ratios is
+    # taken within a round); the instant-stub rounds stay two, so both orders are measured.
     rounds = 2 if quick else 5
-    totals = {1: 100, 16: 320, 64: 640} if quick else {1: 300, 16: 1000, 64: 1600}
+    totals = {1: 50, 16: 160, 64: 320} if quick else {1: 300, 16: 1000, 64: 1600}
     results: list[dict[str, Any]] = []
     with StubServer() as stub:
         for i in range(rounds):
             figures = asyncio.run(_async_round(stub.url, totals, flip=i % 2 == 1))
             figures["sync@64"] = _sync_round(stub.url, totals[64])
             results.append(figures)
+        latency = _latency_rounds(stub, *((1, 64, 3) if quick else (3, 192, 20)))
     report.raw["overhead"] = results
+    report.raw["overhead_with_latency"] = latency
 
     for callers in CALLERS:
         ratio = [r[f"driver@{callers}"]["per_s"] / r[f"bare@{callers}"]["per_s"] for r in results]
@@ -208,20 +212,18 @@ def run(report: Report, *, quick: bool) -> None:
             met=sync_ratio.median >= 3,
         )
     )
-    latency = _latency_rounds(2 if quick else 3, 64 if quick else 192)
-    report.raw["overhead_with_latency"] = latency
     for key, label in (
         ("driver-3", "default 3 query slots"),
         ("driver-64", "64 query slots"),
     ):
-        ratio = Summary.of([r[key]["per_s"] / r["sync"]["per_s"] for r in latency])
+        vs_sync = Summary.of([r[key]["per_s"] / r["sync"]["per_s"] for r in latency])
         report.add(
             Row(
                 "2 vs sync design",
                 f"same, server answering in {SERVER_DELAY_MS} ms, driver with {label}",
-                ratio,
+                vs_sync,
                 target=">= 3x",
-                met=ratio.median >= 3,
+                met=vs_sync.median >= 3,
             )
         )
     bare64 = Summary.of([r["bare@64"]["per_s"] for r in results]).median
@@ -234,3 +236,10 @@ def run(report: Report, *, quick: bool) -> None:
         f"{drv64:,.0f}, requests+Lock {sync64:,.0f}. Both async clients share one CPU core "
         "and the stub has the other, so the async figures are CPU-bound in the client."
     )
+    if quick:
+        report.note(
+            f"Cases 1-2, --quick: a smoke run: {totals[64]} calls per round at 64 callers, "
+            f"{rounds} rounds (1,600 x 5 in a full run), so the driver/httpx ratios swing by "
+            "tenths between rounds on a shared 2-CPU machine and their target is judged by a "
+            "full run; the 50 ms-server ratios are 1 round of 64 calls (3 x 192 in a full run)."
+        )

@@ -8,6 +8,9 @@ Control endpoints, not part of PostHog's API:
     GET  /_stub/stats   {"requests": n, "in_flight": n, "max_in_flight": n, "by_path": {...}}
     GET  /_stub/log     {"times": [monotonic seconds of each API request's arrival]}
     POST /_stub/reset   clears the counters and the log
+    POST /_stub/hold    holds every API answer (after its delay) until the next release
+    POST /_stub/release answers every held request, and the ones after it, again
+    POST /_stub/delay   {"ms": n}: the delay of every API answer from now on
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ class StubApp:
             ).encode(),
             "project": json.dumps({"id": int(PROJECT), "name": "bench"}).encode(),
         }
+        self.gate = asyncio.Event()
+        self.gate.set()
         self.reset()
 
     def reset(self) -> None:
@@ -134,7 +139,7 @@ class StubApp:
                 break
         path: str = scope["path"]
         if path.startswith("/_stub/"):
-            await self._control(path, send)
+            await self._control(path, body, send)
             return
         self.times.append(time.monotonic())
         self.by_path[path] += 1
@@ -143,6 +148,8 @@ class StubApp:
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            if not self.gate.is_set():
+                await self.gate.wait()
             status, answer = self._answer(path, scope.get("query_string", b""), body)
         finally:
             self.in_flight -= 1
@@ -165,10 +172,16 @@ class StubApp:
             return 200, self.bodies["project"]
         return 404, b'{"type": "invalid_request", "code": "not_found", "detail": "Not found."}'
 
-    async def _control(self, path: str, send: Send) -> None:
+    async def _control(self, path: str, body: bytes, send: Send) -> None:
+        answer: dict[str, Any] = {"ok": True}
         if path == "/_stub/reset":
             self.reset()
-            answer: dict[str, Any] = {"ok": True}
+        elif path == "/_stub/delay":
+            self.delay_s = float(json.loads(body)["ms"]) / 1000
+        elif path == "/_stub/hold":
+            self.gate.clear()
+        elif path == "/_stub/release":
+            self.gate.set()
         elif path == "/_stub/log":
             answer = {"times": self.times}
         else:
@@ -251,6 +264,11 @@ class StubServer:
     def reset(self) -> None:
         """Clear the counters and the arrival log."""
         httpx.post(f"{self.url}/_stub/reset")
+
+    def set_delay(self, ms: float) -> None:
+        """Answer every API request `ms` milliseconds after it arrives, from now on."""
+        self.delay_ms = ms
+        httpx.post(f"{self.url}/_stub/delay", json={"ms": ms})
 
 
 def main() -> None:
