@@ -12,7 +12,7 @@ from benchmarks.report import Report, markdown, write_json
 
 CASES = (
     "overhead", "discovery", "context", "ratelimit", "memory", "local_server", "engine_sandbox",
-    "python_sandbox", "stream",
+    "python_sandbox", "stream", "shared_limits",
 )  # fmt: skip
 
 

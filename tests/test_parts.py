@@ -44,6 +44,7 @@ def test_the_public_surface_is_exactly_the_documented_names():
             "Rows",
             "SandboxUnavailableError",
             "ServerError",
+            "SharedLimitsError",
             "TransportError",
             "ValidationError",
             "ValidationResult",

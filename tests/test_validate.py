@@ -127,3 +127,11 @@ async def test_the_pointer_of_an_error_at_the_very_end_does_not_fail(
         checked = await driver.validate("SELECT 1 FROM\n")
     assert not checked.is_valid
     assert isinstance(checked.pointer(), str)
+
+
+async def test_an_unknown_table_gets_close_names(live: DriverSettings) -> None:
+    async with AsyncDriver(live) as driver:
+        checked = await driver.validate("SELECT count() FROM evnets")
+    (error,) = checked.errors
+    assert "evnets" in error.message
+    assert "Did you mean events?" in error.message

@@ -28,6 +28,7 @@ from posthog_driver._errors import (
     RequestTimeoutError,
     SandboxUnavailableError,
     ServerError,
+    SharedLimitsError,
     TransportError,
     ValidationError,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Rows",
     "SandboxUnavailableError",
     "ServerError",
+    "SharedLimitsError",
     "TransportError",
     "ValidationError",
     "ValidationResult",

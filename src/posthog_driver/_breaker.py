@@ -56,11 +56,12 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Literal
 
 from posthog_driver._errors import CircuitOpenError, is_outage
 from posthog_driver._logging import get_logger
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerState", "CircuitBreaker", "open_error", "probing_error"]
 
 
 def _now() -> float:
@@ -70,6 +71,26 @@ def _now() -> float:
 
 # What callers turned away during a probe are told: the probe normally answers within one request.
 _PROBE_RETRY_AFTER = 1.0
+
+
+def open_error(failures: int, retry_after: float, *, fleet: bool = False) -> CircuitOpenError:
+    """The error for a call an open breaker turns away."""
+    shared = " across the processes sharing POSTHOG_REDIS_URL" if fleet else ""
+    return CircuitOpenError(
+        f"The circuit breaker is open after {failures} consecutive failures (server errors, "
+        f"timeouts or network failures){shared}; no request was sent. "
+        f"Retry in {retry_after:.1f} s.",
+        retry_after=retry_after,
+    )
+
+
+def probing_error(retry_after: float) -> CircuitOpenError:
+    """The error for a call turned away while the half-open probe is in flight."""
+    return CircuitOpenError(
+        "The circuit breaker is half-open and one probe request is checking whether "
+        f"PostHog has recovered; no request was sent. Retry in {retry_after:.1f} s.",
+        retry_after=retry_after,
+    )
 
 
 class BreakerState(enum.Enum):
@@ -173,13 +194,7 @@ class CircuitBreaker:
             return
         now = self._clock()
         if now < self._reset_at:
-            retry_after = self._reset_at - now
-            raise CircuitOpenError(
-                f"The circuit breaker is open after {self._failures} consecutive failures "
-                "(server errors, timeouts or network failures); no request was sent. "
-                f"Retry in {retry_after:.1f} s.",
-                retry_after=retry_after,
-            )
+            raise open_error(self._failures, self._reset_at - now)
 
     def _enter(self) -> bool:
         """Admit one attempt or raise `CircuitOpenError`; return True if it is the probe."""
@@ -187,12 +202,7 @@ class CircuitBreaker:
             return False
         self.reject_if_open()
         if self._probe_in_flight:
-            retry_after = min(_PROBE_RETRY_AFTER, self._reset_seconds)
-            raise CircuitOpenError(
-                "The circuit breaker is half-open and one probe request is checking whether "
-                f"PostHog has recovered; no request was sent. Retry in {retry_after:.1f} s.",
-                retry_after=retry_after,
-            )
+            raise probing_error(min(_PROBE_RETRY_AFTER, self._reset_seconds))
         # No await since the checks above: this task alone takes the probe slot.
         self._probe_in_flight = True
         if self._state is BreakerState.OPEN:
@@ -200,13 +210,21 @@ class CircuitBreaker:
             get_logger().info("breaker_half_open")
         return True
 
+    def outcome(self, exc: BaseException | None) -> Literal["success", "failure", "cancel"]:
+        """What an attempt that ended with `exc` (None: it finished) tells the breaker."""
+        if exc is not None and not isinstance(exc, Exception):
+            return "cancel"  # cancelled or interrupted: we learnt nothing about PostHog
+        if exc is not None and self._is_failure(exc):
+            return "failure"
+        return "success"
+
     def _exit(self, is_probe: bool, exc: BaseException | None) -> None:
         """Record how an admitted attempt ended."""
-        if exc is not None and not isinstance(exc, Exception):
-            # Cancelled or interrupted: we learnt nothing about PostHog. Free the probe slot only.
-            if is_probe:
+        outcome = self.outcome(exc)
+        if outcome == "cancel":
+            if is_probe:  # free the probe slot only
                 self._probe_in_flight = False
-        elif exc is not None and self._is_failure(exc):
+        elif outcome == "failure":
             self._on_failure(is_probe)
         else:
             self._on_success(is_probe)

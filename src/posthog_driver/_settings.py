@@ -139,6 +139,39 @@ class DriverSettings(BaseSettings):
     max_query_chars: int = Field(
         default=1_000_000, ge=1, description="Longest HogQL text accepted before sending."
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss:// or unix://) shared by every worker of an app: "
+        "rate windows, Retry-After pauses, query slots, breakers and the schema cache then hold "
+        "for all of them together. Needs the `redis` extra. Unset: limits per process.",
+    )
+    redis_failure_policy: Literal["local", "closed"] = Field(
+        default="local",
+        description="When Redis does not answer: 'local' falls back to per-process limits, "
+        "'closed' refuses calls (SharedLimitsError) until it answers again.",
+    )
+    redis_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds one Redis command may take before the failure policy applies "
+        "(Redis answers in well under a millisecond; a busy event loop can delay reading it).",
+    )
+    redis_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Lease of a shared query slot, renewed every third of it while the query "
+        "runs: a crashed worker's slot is free again within this time.",
+    )
+    redis_schema_cache: bool = Field(
+        default=True,
+        description="With redis_url: keep schema answers in Redis, so workers discover once.",
+    )
+    organization_id: str | None = Field(
+        default=None,
+        description="PostHog organisation id: with redis_url, query slots are shared by every "
+        "project of the organisation (PostHog runs 3 queries per organisation). Unset: per "
+        "project.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level for `configure_logging()` (the CLI uses it)."
     )
@@ -227,6 +260,30 @@ class DriverSettings(BaseSettings):
                 f"use the app host, {app}"
             )
         return host
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not url:
+            return None
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "must be a Redis URL: redis://host:6379/0, rediss://... (TLS) or "
+                "unix:///path/to/redis.sock"
+            )
+        return SecretStr(url)
+
+    @field_validator("organization_id")
+    @classmethod
+    def _check_organization_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9-]+", value.strip()):
+            raise ValueError("must be the organisation id PostHog shows (letters, digits, dashes)")
+        return value.strip()
 
     @property
     def base_url(self) -> str:

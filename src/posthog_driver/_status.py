@@ -56,3 +56,6 @@ class DriverStatus:
     query_slots_in_use: int
     query_slots: int  #: POSTHOG_MAX_CONCURRENT_QUERIES
     cache_entries: int  #: fresh schema answers cached
+    #: "off" (limits per process), "redis" (shared through POSTHOG_REDIS_URL), or "redis
+    #: unreachable: per-process limits" / "... calls refused", by POSTHOG_REDIS_FAILURE_POLICY
+    shared_limits: str = "off"

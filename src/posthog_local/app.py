@@ -13,6 +13,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -135,6 +136,9 @@ class ServerState:
             if options.max_concurrent_queries
             else None
         )
+        # What the emulated limits did to query requests: "admitted", "throttled" (rate 429)
+        # and "concurrency" (concurrency 429); benchmarks and tests read it.
+        self.limit_counts: Counter[str] = Counter()
         self.drop_connection: Callable[[dict[str, Any]], None] | None = None
         self.jobs = Jobs()
         self._load_lock = anyio.Lock()
@@ -296,19 +300,30 @@ class Api:
         for throttle in self.state.throttles:
             wait = throttle.admit()
             if wait is not None:
+                self.state.limit_counts["throttled"] += 1
                 return _throttled(wait)
         gate = self.state.gate
         if gate is None:
+            self.state.limit_counts["admitted"] += 1
+            await self._query_latency()
             return await handler(request)
         if not gate.enter():
+            self.state.limit_counts["concurrency"] += 1
             return _concurrency_limited(gate.limit)
+        self.state.limit_counts["admitted"] += 1
         # A query started in async mode takes the slot over and gives it back when it ends.
         request.state.release_slot = gate.leave
         try:
+            await self._query_latency()
             return await handler(request)
         finally:
             if request.state.release_slot is not None:
                 gate.leave()
+
+    async def _query_latency(self) -> None:
+        low, high = self.state.options.query_latency_ms
+        if high > 0:
+            await anyio.sleep(self.state.random.uniform(low, high) / 1000)
 
     # -- handlers ------------------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ def register(commands: Any) -> list[str]:
     serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of injected 429s")
     serve.add_argument("--fault-drop-rate", type=float, default=0.0, help="0..1: dropped conns")
     serve.add_argument("--latency-ms", default="0,0", help="added latency range, e.g. 5,50")
+    serve.add_argument(
+        "--query-latency-ms", default="0,0", help="added query time (holds its slot), e.g. 100,200"
+    )
     serve.add_argument("--query-timeout", type=float, default=10.0, help="seconds (default 10)")
     serve.add_argument("--pool-size", type=int, default=4, help="engine sessions (default 4)")
     serve.add_argument(
@@ -113,6 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
     configure_logging(level=args.log_level or "WARNING", fmt="console")
     try:
         low, high = (int(x) for x in args.latency_ms.split(","))
+        query_low, query_high = (int(x) for x in args.query_latency_ms.split(","))
         options = local.ServerOptions(
             host=args.host,
             port=args.port,
@@ -128,6 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
             retry_after=args.retry_after,
             fault_drop_rate=args.fault_drop_rate,
             latency_ms=(low, high),
+            query_latency_ms=(query_low, query_high),
             query_timeout=args.query_timeout,
             pool_size=args.pool_size,
             sandbox=args.sandbox,

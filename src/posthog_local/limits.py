@@ -46,11 +46,12 @@ class SlidingWindowThrottle:
 class ConcurrencyGate:
     """Counts running queries; ``enter`` refuses once ``limit`` are running (no queueing)."""
 
-    __slots__ = ("limit", "running")
+    __slots__ = ("limit", "peak", "running")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.running = 0
+        self.peak = 0  # the most running at once
 
     def __repr__(self) -> str:
         return f"ConcurrencyGate(limit={self.limit}, running={self.running})"
@@ -60,6 +61,7 @@ class ConcurrencyGate:
         if self.running >= self.limit:
             return False
         self.running += 1
+        self.peak = max(self.peak, self.running)
         return True
 
     def leave(self) -> None:

@@ -68,6 +68,10 @@ class ServerOptions:
     latency_ms: tuple[int, int] = (0, 0)
     """Range (low, high) of random latency in milliseconds added before every API response."""
 
+    query_latency_ms: tuple[int, int] = (0, 0)
+    """Range (low, high) of milliseconds every query takes on top of its engine time, holding its
+    concurrency slot meanwhile: a slow ClickHouse, so that concurrent queries overlap."""
+
     query_timeout: float = 10.0
     """Engine ``max_execution_time`` in seconds for one HogQL query (PostHog's API uses 10)."""
 
@@ -94,11 +98,12 @@ class ServerOptions:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
-        low, high = self.latency_ms
-        if low < 0 or high < low:
-            raise ValueError(
-                f"latency_ms must be (low, high) with 0 <= low <= high, got {self.latency_ms!r}"
-            )
+        for name in ("latency_ms", "query_latency_ms"):
+            low, high = getattr(self, name)
+            if low < 0 or high < low:
+                raise ValueError(
+                    f"{name} must be (low, high) with 0 <= low <= high, got {(low, high)!r}"
+                )
         if self.events < 0:
             raise ValueError(f"events must be >= 0, got {self.events!r}")
         if self.pool_size < 1:

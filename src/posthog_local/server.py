@@ -72,6 +72,15 @@ class LocalServer:
         """Event/person/session counts and how long generating and loading took."""
         return self._state.engine.stats if self._state else None
 
+    @property
+    def limit_counts(self) -> dict[str, int]:
+        """What the emulated limits did to query requests so far: ``admitted``, ``throttled``
+        (rate 429s), ``concurrency`` (concurrency 429s) and ``peak_running`` (most at once)."""
+        state = self._require_state()
+        counts = {"admitted": 0, "throttled": 0, "concurrency": 0, **state.limit_counts}
+        counts["peak_running"] = state.gate.peak if state.gate else 0
+        return counts
+
     def env(self) -> dict[str, str]:
         """The environment that points the driver at this server."""
         return {

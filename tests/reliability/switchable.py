@@ -6,6 +6,7 @@ can see exactly what the driver let through.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -25,12 +26,25 @@ _DOWN = json.dumps(
 ).encode()
 
 
-class SwitchableServer:
-    """`with SwitchableServer() as srv: srv.up = False` makes every answer a 503."""
+_THROTTLED = json.dumps(
+    {"type": "throttled_error", "code": "throttled", "detail": "Request was throttled."}
+).encode()
 
-    def __init__(self) -> None:
+
+class SwitchableServer:
+    """`with SwitchableServer() as srv: srv.up = False` makes every answer a 503.
+
+    `hold` seconds delay each answer; `in_flight` and `max_in_flight` count requests being
+    answered (`reset()` zeroes the counts).
+    """
+
+    def __init__(self, *, hold: float = 0.0) -> None:
         self.up = True
+        self.hold = hold
+        self.throttle_for: int | None = None  # set: every answer is a 429 with this Retry-After
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -46,10 +60,24 @@ class SwitchableServer:
         while (await receive()).get("more_body"):
             pass
         self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.hold:
+                await asyncio.sleep(self.hold)
+        finally:
+            self.in_flight -= 1
         status, body = (200, _OK) if self.up else (503, _DOWN)
         headers = [(b"content-type", b"application/json")]
+        if self.throttle_for is not None:
+            status, body = 429, _THROTTLED
+            headers.append((b"retry-after", str(self.throttle_for).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.max_in_flight = self.in_flight
 
     def __enter__(self) -> Self:
         sock = socket.socket()
