@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import sys
 from typing import Annotated, Any
 
 import httpx2
@@ -39,6 +40,15 @@ class QueryIn(BaseModel):
     hogql: str = Field(examples=["SELECT event, count() AS n FROM events GROUP BY event LIMIT 5"])
     values: dict[str, Any] | None = None
 
+
+HOW_TO_AUTHORIZE = (
+    "Set APP_API_TOKEN (at least 16 characters) to the token callers must send: every route "
+    "runs HogQL with this service's PostHog key."
+)
+USAGE = """This is an app for uvicorn, not a script. Run it with:
+    export APP_API_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
+    uv run uvicorn --factory examples.fastapi_app:create_app --port 8000
+(with POSTHOG_HOST, POSTHOG_API_KEY and POSTHOG_PROJECT_ID set, e.g. from serve-local)."""
 
 BEARER = HTTPBearer(auto_error=False)  # module level: FastAPI reads the annotation below by name
 
@@ -67,10 +77,12 @@ def create_app(
     `api_token` (what callers must send) to `APP_API_TOKEN`."""
     token = api_token or os.environ.get("APP_API_TOKEN")
     if not token or len(token) < 16:
-        raise RuntimeError(
-            "Set APP_API_TOKEN (at least 16 characters) to the token callers must send: "
-            "every route below runs HogQL with this service's PostHog key."
-        )
+        if settings is None and api_token is None:
+            # Everything from the environment: a server starting (`uvicorn --factory`). One
+            # line and exit 2, not a traceback; uvicorn lets SystemExit through as it is.
+            print(f"error: {HOW_TO_AUTHORIZE}", file=sys.stderr)
+            raise SystemExit(2)
+        raise RuntimeError(HOW_TO_AUTHORIZE)
     app = FastAPI(
         title="PostHog analytics API",
         lifespan=posthog_lifespan(settings, http_client=http_client),
@@ -107,3 +119,7 @@ def create_app(
         )
 
     return app
+
+
+if __name__ == "__main__":
+    sys.exit(USAGE)  # run as a script: say how to serve it, exit 1

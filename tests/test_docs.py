@@ -69,3 +69,87 @@ def test_every_server_option_the_docs_call_a_flag_is_one() -> None:
     flags = {action.dest for action in commands.choices["serve-local"]._actions}
     fields = {field.name for field in dataclasses.fields(ServerOptions)}
     assert fields - flags == not_flags
+
+
+# ---- every command the docs show, checked against what exists (a docs check: these are not
+# run, most need a PostHog or run for ever) ----
+
+DOCS = [README, *sorted((README.parent / "docs").glob("*.md"))]
+_SHELL_BLOCK = re.compile(r"```(?:bash|console|sh|shell)\n(.*?)```", re.S)
+_INLINE = re.compile(r"`((?:uv run |uvx )?(?:posthog-driver|nox|python -m benchmarks)[^`]*)`")
+
+
+def _doc_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        lines = [line for block in _SHELL_BLOCK.findall(text) for line in block.splitlines()]
+        for line in lines + _INLINE.findall(text):
+            words = _words(line.strip().removeprefix("$ "))
+            if words[:1] in (["posthog-driver"], ["nox"]) or words[:3] == _BENCHMARKS:
+                found.append((f"{path.name}: {line.strip()}", words))
+    return found
+
+
+_BENCHMARKS = ["python", "-m", "benchmarks"]
+
+
+def _words(line: str) -> list[str]:
+    """The command of a shell line, without `VAR=value` prefixes and `uv run`."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return []
+    while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+        words = words[1:]
+    return words[2:] if words[:2] == ["uv", "run"] else words
+
+
+def _cli_arguments(words: list[str]) -> list[str]:
+    """The arguments, with placeholders (QUESTION, N, "SELECT ...", <name>) made concrete."""
+    arguments = []
+    for word in words:
+        if word in ("|", ">", ">>", "&&", ";"):
+            break  # the rest is the shell's
+        bare = word.strip("[]")  # a synopsis: [--port P]
+        if "..." in bare or re.fullmatch(r"[A-Z][A-Z_]*|<.*>", bare):
+            bare = "1"
+        if bare:
+            arguments.append(bare)
+    return arguments
+
+
+DOC_COMMANDS = _doc_commands()
+
+
+def test_the_docs_show_many_commands() -> None:
+    assert len(DOC_COMMANDS) >= 20
+
+
+@pytest.mark.parametrize(("where", "words"), DOC_COMMANDS, ids=[w[:60] for w, _ in DOC_COMMANDS])
+def test_a_documented_command_exists_as_written(where: str, words: list[str]) -> None:
+    if words[0] == "posthog-driver":
+        from posthog_driver.cli import _parser  # noqa: PLC0415 - what main() parses with
+
+        arguments = _cli_arguments(words[1:])
+        if not arguments:
+            return  # the program's name in a sentence
+        code = 0
+        try:
+            _parser().parse_args(arguments)
+        except SystemExit as exc:  # --help and --version exit 0; a refusal exits 2
+            code = int(exc.code or 0)
+        assert code == 0, f"{where}: the CLI refuses {arguments}"
+    elif words[0] == "nox":
+        import noxfile  # noqa: PLC0415
+
+        if "-s" in words:
+            session = words[words.index("-s") + 1]
+            assert callable(getattr(noxfile, session, None)), f"{where}: no nox session {session}"
+    elif "--only" in words:
+        from benchmarks.__main__ import CASES  # noqa: PLC0415
+
+        for case in words[words.index("--only") + 1 :]:
+            if case.startswith("-"):
+                break
+            assert case in CASES, f"{where}: no benchmark case {case}"

@@ -3,11 +3,13 @@ no traceback, no engine noise. Real subprocesses, real signals."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +57,43 @@ def test_a_signal_ends_the_command_cleanly(
     assert "Segmentation" not in err
     assert "Exception" not in err
     assert err.strip().splitlines()[-1] in ("interrupted", "terminated")
+
+
+STDIO_SERVERS = {  # each reads stdin on the MCP SDK's worker thread, which only EOF ends
+    "mcp": ["-m", "posthog_driver.cli", "mcp"],
+    "example": [str(Path(__file__).parents[1] / "examples" / "mcp_server.py"), "--serve"],
+}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+@pytest.mark.parametrize("server", list(STDIO_SERVERS))
+def test_an_mcp_stdio_server_stops_on_a_signal_while_its_client_keeps_stdin_open(
+    server: str, signum: int, local_server: Any, tmp_path: Path
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), **local_server.env()}
+    with (tmp_path / "stderr").open("w+") as errors, subprocess.Popen(  # noqa: S603
+        [sys.executable, *STDIO_SERVERS[server]],  # our own interpreter and module
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env, text=True,
+    ) as process:  # fmt: skip
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            process.stdin.write(json.dumps(INITIALIZE) + "\n")  # stdin stays open afterwards
+            process.stdin.flush()
+            assert '"result"' in process.stdout.readline()  # serving, blocked reading stdin
+            process.send_signal(signum)
+            status = process.wait(timeout=20)  # a guard against the wait for EOF, not a timing
+        finally:
+            process.kill()
+        errors.seek(0)
+        err = errors.read()
+    assert status == 128 + signum, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] in ("interrupted", "terminated")
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "signal-test", "version": "1"}},
+}  # fmt: skip

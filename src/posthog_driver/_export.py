@@ -8,8 +8,8 @@ never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import functools
 import io
 import json
 import os
@@ -58,8 +58,11 @@ async def export(
             await anyio.to_thread.run_sync(writer.close)
         await anyio.to_thread.run_sync(_finish, partial, target)
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(functools.partial(partial.unlink, missing_ok=True))
+        # On the event loop, not in a worker thread: this runs while a signal tears the loop
+        # down, when an await may be cancelled again or no worker may run, and one unlink is
+        # as cheap as handing it to a thread.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
         raise
     return count
 

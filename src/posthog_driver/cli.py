@@ -9,18 +9,25 @@
     posthog-driver mcp [--http]    the MCP server (stdio by default)
 
 Errors print one line (`error: ...`) and exit non-zero: 1 for a driver error, 2 for bad
-configuration or usage, 130 on Ctrl-C, 143 on SIGTERM (both after a clean shutdown). `--json`
-prints machine-readable output for scripts.
+configuration or usage, 130 on Ctrl-C, 143 on SIGTERM (both after a clean shutdown), and 141
+(128 + SIGPIPE) when the reader of the output goes away (`... | head -1`): quietly, as `yes`
+or `cat` end in a shell. `--json` prints machine-readable output for scripts. `--log-level`
+goes before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
+import os
+import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -45,30 +52,144 @@ EXIT_DRIVER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
+STUCK_THREAD_SECONDS = 1.0
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Entry point of the console script; returns the exit status.
+
+    `argv` None means this process is the command (the console script, `python -m`): once
+    stopped by Ctrl-C or SIGTERM it exits without waiting for threads that cannot be stopped
+    (see `_exit_despite_stuck_threads`). In-process callers pass `argv` and get the status back.
+    """
+    _stopping["is_the_process"] = argv is None
     terminated, previous = _stop_on_sigterm()
     try:
-        return int(args.run(args))
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except DriverError as exc:
-        return _fail(str(exc), EXIT_DRIVER_ERROR)
-    except _MissingExtra as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt:
-        _ignore_further_signals()  # a server re-raising the signal it caught must not undo this
-        if terminated:
-            print("terminated", file=sys.stderr)
-            return EXIT_TERMINATED
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        status = _run(argv, terminated)
     finally:
         if previous is not None and not terminated:  # in-process callers keep their handler
             signal.signal(signal.SIGTERM, previous)
+    if argv is None and status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        _exit_despite_stuck_threads(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None, terminated: list[int]) -> int:
+    # The parser loads the plugin commands: inside the try, so Ctrl-C there is one line too.
+    try:
+        args = _parser().parse_args(argv)
+        return int(args.run(args))
+    except BrokenPipeError:
+        return _reader_went_away()
+    except ConfigError as exc:
+        return _fail(_for_the_command_line(str(exc)), EXIT_USAGE)
+    except DriverError as exc:
+        return _fail(_for_the_command_line(str(exc)), EXIT_DRIVER_ERROR)
+    except (_MissingExtra, _UsageError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except _WriteError as exc:
+        return _fail(str(exc), EXIT_DRIVER_ERROR)
+    except KeyboardInterrupt:
+        return _interrupted(terminated)
+    except BaseExceptionGroup as group:
+        # A signal that lands while a task group starts (the MCP server's lifespan) comes
+        # out wrapped; it still means "stop", and a closed pipe still means "reader gone".
+        if group.subgroup(KeyboardInterrupt) is not None:
+            return _interrupted(terminated)
+        if group.subgroup(BrokenPipeError) is not None:
+            return _reader_went_away()
+        raise
+
+
+def _interrupted(terminated: list[int]) -> int:
+    _ignore_further_signals()  # a server re-raising the signal it caught must not undo this
+    _stopping["said"] = True
+    if terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+# Whether main() is this process's command (not an in-process caller), and whether the stop
+# line was printed: for the backstop below.
+_stopping = {"is_the_process": False, "said": False}
+STOP_BACKSTOP_SECONDS = 3.0
+
+
+def _stop(signum: int) -> None:
+    """What a stopping signal does first: quiet asyncio's shutdown report, and (when this
+    process is the command) arm a backstop. The orderly path unwinds the command through its
+    clean-up; but asyncio.run's clean-up can wait on a thread nobody can stop (the MCP SDK's
+    stdin reader, blocked until the client closes stdin), so after a few seconds the backstop
+    prints the line and exits anyway."""
+    _quiet_asyncio_shutdown()
+    if _stopping["is_the_process"]:
+        timer = threading.Timer(STOP_BACKSTOP_SECONDS, _exit_now, [signum])
+        timer.daemon = True
+        timer.start()
+
+
+def _exit_now(signum: int) -> None:
+    if not _stopping["said"]:
+        print("terminated" if signum == signal.SIGTERM else "interrupted", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(128 + signum)
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (`posthog-driver objects | head -1`): stop quietly, as
+    Unix tools do, with 141 (128 + SIGPIPE), the status a shell shows for a tool that SIGPIPE
+    ended. stdout now points at /dev/null, so the interpreter's last flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):  # no real stdout (captured in a test)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _exit_despite_stuck_threads(status: int) -> None:
+    """Exit now if threads that nobody can stop would hold the process open.
+
+    By now the command's clean-up has run: drivers closed, partial files removed, servers'
+    lifespans exited. What can remain are non-daemon threads: the MCP SDK's stdin reader,
+    blocked in read() until the client closes stdin, or an AnyIO worker whose event loop the
+    signal interrupted before the loop could tell it to stop. Interpreter shutdown joins them,
+    until stdin closes or for ever. So they get a moment to end, then the process exits
+    without them (os._exit skips atexit hooks, so only when one is still there).
+    """
+    deadline = time.monotonic() + STUCK_THREAD_SECONDS
+    for thread in _other_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if _other_threads():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe must not stop the exit
+                stream.flush()
+        os._exit(status)
+
+
+def _other_threads() -> list[threading.Thread]:
+    current = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not current and not t.daemon and t.is_alive()]
+
+
+# Python API names in the driver's hints, and what says the same on the command line.
+_CLI_HINTS = [
+    (re.compile(r"list_objects\(\) gives (?:every (?:table )?name|the names)"),
+     "`posthog-driver objects` lists every name"),
+    (re.compile(r"get_fields\('([^']*)'\)"), r"`posthog-driver fields \1`"),
+]  # fmt: skip
+
+
+def _for_the_command_line(message: str) -> str:
+    """A driver message whose hints name Python calls, with the commands to run instead."""
+    for pattern, replacement in _CLI_HINTS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _ignore_further_signals() -> None:
@@ -87,9 +208,17 @@ def _stop_on_sigterm() -> tuple[list[int], Any]:
 
     def stop(signum: int, frame: Any) -> None:
         received.append(signum)
+        _stop(signum)
         raise KeyboardInterrupt
 
     return received, signal.signal(signal.SIGTERM, stop)
+
+
+def _quiet_asyncio_shutdown() -> None:
+    """Called as a signal stops the command. asyncio.run's clean-up then reports the task the
+    interrupt ended ("unhandled exception during asyncio.run() shutdown", with a traceback);
+    that task is the command being stopped on purpose, so the report is noise."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 def _fail(message: str, status: int) -> int:
@@ -101,19 +230,29 @@ class _MissingExtra(Exception):
     """An optional extra the command needs is not installed."""
 
 
+class _UsageError(Exception):
+    """Arguments that cannot work together, or an --output that cannot be written."""
+
+
+class _WriteError(Exception):
+    """Writing the rows to --output failed part-way (a full disk, say)."""
+
+
+class _Console(Console):
+    """rich's console, but a closed stdout ends the command like every broken pipe does
+    (rich's own answer is a silent exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posthog-driver",
         description="Discover and query PostHog product analytics with HogQL.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-        help="log level (default: POSTHOG_LOG_LEVEL, else WARNING)",
-    )
+    _log_level_argument(parser, default=None)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     _add_plugin_commands(commands)
@@ -171,8 +310,8 @@ def _parser() -> argparse.ArgumentParser:
 
     mcp = commands.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
-    mcp.add_argument("--host", default="127.0.0.1", help="--http's address (default: loopback)")
-    mcp.add_argument("--port", type=int, default=8765)
+    mcp.add_argument("--host", default=None, help="--http's address (default: 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=None, help="--http's port (default: 8765)")
     mcp.add_argument(
         "--sandbox",
         choices=["none", "local", "e2b"],
@@ -180,7 +319,22 @@ def _parser() -> argparse.ArgumentParser:
         help="offer a python tool that runs in a sandbox (local: bubblewrap; e2b: E2B)",
     )
     mcp.set_defaults(run=_run_mcp)
+
+    # Global options work after the command too (`objects --log-level DEBUG`); SUPPRESS keeps
+    # a value given before the command when the command's own copy is not given.
+    for command in commands.choices.values():
+        _log_level_argument(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _log_level_argument(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="log level (default: POSTHOG_LOG_LEVEL, else WARNING)",
+    )
 
 
 def _json_argument(parser: argparse.ArgumentParser) -> None:
@@ -190,7 +344,7 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 def _console() -> Console:
     # Piped output has no width to measure; 80 columns would cut the demo's HogQL and tables.
     width = None if sys.stdout.isatty() else 110
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return _Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _setup_logging(args: argparse.Namespace, settings: DriverSettings) -> None:
@@ -312,6 +466,8 @@ async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
 
 
 async def _export_rows(driver: AsyncDriver, args: argparse.Namespace) -> Any:
+    if args.output is not None:
+        _check_output(Path(args.output))  # before the query runs, not after its first page
     fmt = args.format or _format_of(args.output)
     progress = Progress(
         SpinnerColumn(),
@@ -334,11 +490,37 @@ async def _export_rows(driver: AsyncDriver, args: argparse.Namespace) -> Any:
             )
         else:
             pages = _one_page(driver, args)
-        count = await export(pages, fmt, args.output, sys.stdout)
+        try:
+            count = await export(pages, fmt, args.output, sys.stdout)
+        except OSError as exc:
+            if args.output is None or isinstance(exc, BrokenPipeError):
+                raise
+            raise _WriteError(
+                f"cannot write {args.output}: {exc.strerror or exc}; nothing was kept. Free "
+                "space or pick another --output, and run the query again."
+            ) from None
     if args.output is not None:
         print(f"Wrote {count:,} rows to {args.output} ({fmt}).", file=sys.stderr)
     args.json = False  # the rows went where they were asked to
     return count
+
+
+def _check_output(output: Path) -> None:
+    """An --output that cannot become a file is a usage error, said before any work."""
+    if output.is_dir():
+        raise _UsageError(
+            f"--output {output} is a folder; give a file name, e.g. --output {output / 'rows.csv'}"
+        )
+    folder = output.parent
+    if not folder.is_dir():
+        raise _UsageError(
+            f"--output {output}: the folder {folder} does not exist; create it or pick another "
+            "path."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _UsageError(
+            f"--output {output}: cannot write in {folder} (permission denied); pick another path."
+        )
 
 
 async def _one_page(driver: AsyncDriver, args: argparse.Namespace) -> AsyncIterator[QueryResult]:
@@ -378,20 +560,52 @@ async def _validate(driver: AsyncDriver, args: argparse.Namespace) -> Any:
 
 def _run_ask(args: argparse.Namespace) -> int:
     commands = _tool_commands()
-    kwargs: dict[str, Any] = {"max_turns": args.max_turns, "sandbox": args.sandbox}
+    kwargs: dict[str, Any] = {
+        "max_turns": args.max_turns,
+        "sandbox": args.sandbox,
+        "log_level": args.log_level,
+    }
     if args.model:
         kwargs["model"] = args.model
     return int(anyio.run(lambda: commands.ask(args.question, **kwargs)))
 
 
 def _run_mcp(args: argparse.Namespace) -> int:
-    commands = _tool_commands()
-    transport = "streamable-http" if args.http else "stdio"
-    return int(
-        commands.serve_mcp(
-            transport=transport, host=args.host, port=args.port, sandbox=args.sandbox
+    if not args.http and (args.host is not None or args.port is not None):
+        raise _UsageError(
+            "--host and --port are for MCP over HTTP: add --http, or drop them for stdio."
         )
-    )
+    commands = _tool_commands()
+    # Over stdio the SDK reads stdin on a worker thread that only a closed stdin ends, and
+    # asyncio's own Ctrl-C (cancel the main task, then wait for it) waits for that thread: so
+    # Ctrl-C interrupts at once here, as SIGTERM does, and main() exits without the thread.
+    previous = _interrupt_at_once() if not args.http else None
+    try:
+        return int(
+            commands.serve_mcp(
+                transport="streamable-http" if args.http else "stdio",
+                host=args.host or "127.0.0.1",
+                port=8765 if args.port is None else args.port,
+                sandbox=args.sandbox,
+                log_level=args.log_level,
+            )
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_at_once() -> Any:
+    """Ctrl-C raises KeyboardInterrupt where the main thread is; returns the handler it
+    replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        _stop(signum)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupt)
 
 
 def _tool_commands() -> Any:

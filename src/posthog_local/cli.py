@@ -86,7 +86,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     configure_logging(level=args.log_level or "WARNING", fmt="console")
     console = _console()
-    options = local.ServerOptions(port=0, events=args.events, seed=args.seed)
+    try:
+        options = local.ServerOptions(port=0, events=args.events, seed=args.seed)
+    except ValueError as exc:
+        raise ConfigError(f"Invalid demo option: {exc}") from None
     console.print(
         f"Starting the embedded PostHog-compatible server ({args.events:,} demo events, "
         f"seed {args.seed})..."

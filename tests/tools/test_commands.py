@@ -30,7 +30,7 @@ async def test_ask_without_an_anthropic_key_says_so_in_one_line(
     assert await commands.ask("How many users?") == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == "posthog-driver: ask needs ANTHROPIC_API_KEY set to an Anthropic API key.\n"
+    assert err == "error: ask needs ANTHROPIC_API_KEY set to an Anthropic API key.\n"
 
 
 async def test_ask_with_invalid_posthog_settings_names_the_variable(
@@ -83,7 +83,7 @@ async def test_ask_reports_an_anthropic_failure_in_one_line(
     )
     assert await commands.ask("?", client=anthropic_client()) == 1
     err = capsys.readouterr().err
-    assert err.startswith("posthog-driver: the Anthropic API failed: ")
+    assert err.startswith("error: the Anthropic API failed: ")
     assert err.count("\n") == 1
 
 
@@ -114,8 +114,8 @@ def test_serve_mcp_serves_http_behind_the_token_from_the_environment(
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(mcp_http, "serve_http", lambda server, **kw: served.append(kw))
     monkeypatch.setenv("POSTHOG_MCP_TOKEN", "a-token-of-twenty-chars")
-    assert commands.serve_mcp(transport="streamable-http", host="h", port=1) == 0
-    assert served == [{"host": "h", "port": 1, "token": "a-token-of-twenty-chars"}]
+    assert commands.serve_mcp(transport="streamable-http", host="127.0.0.1", port=0) == 0
+    assert served == [{"host": "127.0.0.1", "port": 0, "token": "a-token-of-twenty-chars"}]
 
 
 @pytest.mark.usefixtures("posthog_env")

@@ -1,7 +1,8 @@
 """What `posthog-driver ask` and `posthog-driver mcp` run; the CLI only parses arguments.
 
 Both return an exit code: 0 on success, 1 when the work failed, 2 when it could not start
-(a missing key, a missing extra, invalid settings); each failure prints one line to stderr.
+(a missing key, a missing extra, invalid settings, a port in use); each failure prints one
+line to stderr, `error: ...`, as every other command does.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Literal
 
@@ -28,6 +30,7 @@ DEFAULT_ASK_MODEL = "claude-sonnet-5-5"
 
 Transport = Literal["stdio", "streamable-http"]
 Sandbox = Literal["none", "local", "e2b"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def _executor(sandbox: str) -> Executor | None:
@@ -54,8 +57,27 @@ def _executor(sandbox: str) -> Executor | None:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"posthog-driver: {message}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be served (in use, no such address), or None when it can.
+
+    Checked before the server starts, so that a port in use is one line, not the address
+    printed and then uvicorn's log of the failure. Port 0 (any free port) always can.
+    """
+    if port == 0:
+        return None
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, address = addresses[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 async def ask(
@@ -65,10 +87,12 @@ async def ask(
     max_turns: int = 10,
     client: AsyncAnthropic | None = None,
     sandbox: str = "none",
+    log_level: LogLevel | None = None,
 ) -> int:
     """Answer `question` with Claude and the PostHog tools; print the answer to stdout.
 
     Needs `ANTHROPIC_API_KEY` (unless `client` is given) and the `POSTHOG_*` settings.
+    `log_level` overrides `POSTHOG_LOG_LEVEL`.
     """
     if client is None and not os.environ.get("ANTHROPIC_API_KEY"):
         return _fail("ask needs ANTHROPIC_API_KEY set to an Anthropic API key.", 2)
@@ -84,7 +108,7 @@ async def ask(
         executor = _executor(sandbox)
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    configure_logging(level=driver.settings.log_level, fmt=driver.settings.log_format)
+    configure_logging(level=log_level or driver.settings.log_level, fmt=driver.settings.log_format)
     try:
         running = executor if executor is not None else contextlib.nullcontext()
         async with driver, running, client or anthropic.AsyncAnthropic() as claude:
@@ -110,12 +134,14 @@ def serve_mcp(
     port: int = 8765,
     sandbox: str = "none",
     token: str | None = None,
+    log_level: LogLevel | None = None,
 ) -> int:
     """Serve the tools over MCP until interrupted: `stdio`, or `streamable-http` on host:port
     behind a bearer token (`token`, else `POSTHOG_MCP_TOKEN`, else one generated and printed).
 
-    Settings come from `POSTHOG_*` and are checked before serving, so a bad key fails fast
-    with one line instead of at the first tool call.
+    Settings come from `POSTHOG_*` and are checked before serving, so a bad key (or a port in
+    use) fails fast with one line instead of at the first tool call. `log_level` overrides
+    `POSTHOG_LOG_LEVEL`.
     """
     if transport not in ("stdio", "streamable-http"):
         return _fail(f"unknown MCP transport {transport!r}; use stdio or streamable-http.", 2)
@@ -130,8 +156,9 @@ def serve_mcp(
         return _fail(str(exc), 2)
     # One logging set-up for every entry point: POSTHOG_LOG_LEVEL and POSTHOG_LOG_FORMAT, for
     # the driver's events and the SDK's (which would otherwise log every request at INFO).
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
-    server = create_mcp_server(settings, executor=executor, log_level=settings.log_level)
+    level = log_level or settings.log_level
+    configure_logging(level=level, fmt=settings.log_format)
+    server = create_mcp_server(settings, executor=executor, log_level=level)
     if transport == "stdio":
         server.run("stdio")
         return 0
@@ -140,5 +167,12 @@ def serve_mcp(
     token = token or os.environ.get(TOKEN_VARIABLE)
     if token is not None and len(token) < 16:
         return _fail(f"{TOKEN_VARIABLE} must be at least 16 characters.", 2)
+    problem = _cannot_listen(host, port)
+    if problem is not None:
+        return _fail(
+            f"mcp cannot listen on {host}:{port} ({problem}); pick another --port "
+            "(0 = any free port).",
+            2,
+        )
     serve_http(server, host=host, port=port, token=token)
     return 0
