@@ -80,7 +80,7 @@ def _run(argv: Sequence[str] | None, terminated: list[int]) -> int:
     # The parser loads the plugin commands: inside the try, so Ctrl-C there is one line too.
     try:
         args = _parser().parse_args(argv)
-        return int(args.run(args))
+        status = int(args.run(args))
     except BrokenPipeError:
         return _reader_went_away()
     except ConfigError as exc:
@@ -101,6 +101,9 @@ def _run(argv: Sequence[str] | None, terminated: list[int]) -> int:
         if group.subgroup(BrokenPipeError) is not None:
             return _reader_went_away()
         raise
+    if terminated:  # a command that caught the interrupt itself (serve-local) still stopped
+        return _interrupted(terminated)
+    return status
 
 
 def _interrupted(terminated: list[int]) -> int:

@@ -142,7 +142,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
-    _stop_on_signals()
+    stopped_by = _stop_on_signals()
     try:
         local.LocalServer(options).serve_forever(on_ready=_print_environment)
     except OSError as exc:
@@ -150,20 +150,26 @@ def run_serve(args: argparse.Namespace) -> int:
             f"serve-local cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
             "pick another --port (0 = any free port)."
         ) from None
+    if stopped_by:  # serve_forever stops quietly; the command still says it was stopped
+        raise KeyboardInterrupt
     return 0
 
 
-def _stop_on_signals() -> None:
+def _stop_on_signals() -> list[int]:
     """Ctrl-C and SIGTERM stop the server cleanly. A shell starts background jobs with SIGINT
     ignored, and Python then never raises KeyboardInterrupt: restore it (this command is a
-    foreground server), and treat SIGTERM (docker, systemd) the same way."""
+    foreground server), and treat SIGTERM (docker, systemd) the same way. Returns the list of
+    signals received."""
+    received: list[int] = []
 
     def interrupt(signum: int, frame: Any) -> None:
+        received.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the posthog-driver command has one
         signal.signal(signal.SIGTERM, interrupt)
+    return received
 
 
 def _print_environment(server: Any) -> None:
