@@ -184,3 +184,33 @@ def test_ctrl_c_while_the_command_starts_is_one_line(after: float, tmp_path: Pat
     assert process.returncode in (130, 2, -signal.SIGINT), err
     if process.returncode == 130:
         assert err.strip().splitlines()[-1] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [(KeyboardInterrupt(), 130), (BrokenPipeError(), 141)],
+    ids=["signal", "closed-pipe"],
+)
+def test_a_stop_wrapped_by_a_task_group_still_means_stop(
+    raised: BaseException, status: int, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    # A signal landing while a server's task group starts comes out as an exception group.
+    from posthog_driver import cli  # noqa: PLC0415
+
+    def run(*args: Any) -> int:
+        raise BaseExceptionGroup("while starting", [raised])
+
+    monkeypatch.setattr(cli, "_with_driver", run)
+    assert main(["objects"]) == status
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_any_other_exception_group_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posthog_driver import cli  # noqa: PLC0415
+
+    def run(*args: Any) -> int:
+        raise ExceptionGroup("a bug", [ValueError("a bug")])
+
+    monkeypatch.setattr(cli, "_with_driver", run)
+    with pytest.raises(ExceptionGroup):
+        main(["objects"])

@@ -135,3 +135,14 @@ async def test_an_unknown_table_gets_close_names(live: DriverSettings) -> None:
     (error,) = checked.errors
     assert "evnets" in error.message
     assert "Did you mean events?" in error.message
+
+
+async def test_values_of_every_kind_keep_positions_in_the_callers_text(
+    live: DriverSettings,
+) -> None:
+    query = "SELECT {a}, {b}, {c}, {d}, {e}, {f}, evnt FROM events"
+    values = {"a": None, "b": True, "c": 1.5, "d": -2.5, "e": [1, "x'y"], "f": "s"}
+    async with AsyncDriver(live) as driver:
+        checked = await driver.validate(query, values)
+    (error,) = checked.errors
+    assert query[error.start : error.end] == "evnt"

@@ -352,3 +352,58 @@ def test_a_missing_redis_package_is_a_config_error(monkeypatch: pytest.MonkeyPat
     settings = DriverSettings(api_key=FAKE_KEY, project_id="1", redis_url="redis://x:6379")
     with pytest.raises(ConfigError, match=r"posthog-driver\[redis\]"):
         AsyncDriver(settings)
+
+
+async def test_a_worker_waits_for_another_workers_discovery(
+    redis_url: str, local_server: Any
+) -> None:
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    from posthog_driver._shared import key_prefixes  # noqa: PLC0415
+
+    settings = _settings(local_server, redis_url)
+    project, _ = key_prefixes(settings)
+    client = aioredis.Redis.from_url(redis_url)
+    await client.set(f"{project}:cache-lock:schema", "another-worker", px=5000)
+    transport = _Counting()
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        AsyncDriver(settings, http_client=http) as driver,
+    ):
+        waiting = asyncio.create_task(driver.list_objects())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the other worker holds the lock: wait for its answer
+        tables = {"events": {"id": "events", "name": "events", "type": "posthog", "fields": {}}}
+        await client.set(f"{project}:cache:schema", json.dumps(tables), px=5000)
+        assert await waiting == ["events"]
+        assert transport.kinds == []  # its answer, not a request of ours
+        # A loader that dies leaves its lock to expire without a value: load it ourselves.
+        await client.delete(f"{project}:cache:schema")
+        await client.set(f"{project}:cache-lock:schema", "a-worker-that-died", px=300)
+        assert "events" in await driver.list_objects(refresh=True)
+        assert transport.kinds.count("DatabaseSchemaQuery") == 1
+    await client.aclose()
+
+
+async def test_a_slot_lost_to_others_is_said_once(
+    redis_url: str, redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    caplog.set_level(logging.WARNING, logger="posthog_driver")
+    with SwitchableServer(hold=1.0) as server:
+        settings = DriverSettings(
+            api_key=FAKE_KEY, project_id="1", host=server.url, redis_url=redis_url,
+            max_concurrent_queries=1, redis_lease_seconds=0.3,
+        )  # fmt: skip
+        client = aioredis.Redis.from_url(redis_url)
+        async with AsyncDriver(settings) as driver:
+            task = asyncio.create_task(driver.query("SELECT 1"))
+            await _until(lambda: server.in_flight > 0)
+            (key,) = await client.keys("*query-slots")
+            redis_server.flush()  # Redis forgot the slot, and another worker took it
+            await client.zadd(key, {"another-worker": time.time() + 3600})
+            assert await task  # the query itself goes on
+        await client.aclose()
+    lost = [r for r in caplog.records if "query_slot_lease_lost" in r.getMessage()]
+    assert len(lost) == 1
