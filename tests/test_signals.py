@@ -40,7 +40,8 @@ def test_a_signal_ends_the_command_cleanly(
     env = {"PATH": os.environ.get("PATH", ""), **local_server.env(),
            "POSTHOG_MCP_TOKEN": "signal-test-token-0123456789"}  # fmt: skip
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "posthog_driver.cli", *COMMANDS[command]],
+        # The console script, as users run it: a signal even during its imports is one line.
+        [str(Path(sys.executable).parent / "posthog-driver"), *COMMANDS[command]],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         text=True,
     )  # fmt: skip
