@@ -109,7 +109,10 @@ def run_demo(args: argparse.Namespace) -> int:
             "POSTHOG_PROJECT_ID, or keep this data: posthog-driver serve-local"
         )
 
+    stopped_by = _stop_on_signals()
     anyio.run(run)
+    if stopped_by:  # the clean-up absorbed the interrupt; the command still says it stopped
+        raise KeyboardInterrupt
     return 0
 
 
