@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
+import json
 import time
 from typing import Any
 
@@ -585,3 +588,39 @@ async def test_a_cancellation_storm_leaves_no_connection_stuck(local_server, hol
         pool = transport._pool
         assert all(c.is_idle() or c.is_closed() for c in pool.connections)
         assert not pool._requests
+
+
+async def test_an_answer_that_trickles_in_is_cut_at_the_timeout(make_settings):
+    """httpx's timeouts bound each read; a body sent a byte at a time never trips them. The
+    attempt as a whole is bounded by `timeout`, so it cannot outlive a probe's lease either."""
+    body = json.dumps(hogql_response(["x"], ["Int64"], [[1]])).encode()
+    requests: list[bytes] = []
+    done = asyncio.Event()
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            requests.append((await reader.readuntil(b"\r\n\r\n")).split(b" ")[0])
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+            for byte in body:  # one byte every 0.1 s: seconds in all, each read well in time
+                if done.is_set():
+                    break
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(host=f"http://127.0.0.1:{port}", timeout=0.5, max_retries=0)
+    try:
+        with anyio.fail_after(30):  # a hang guard, not a timing assertion
+            async with AsyncDriver(settings) as driver:
+                with pytest.raises(RequestTimeoutError, match="POSTHOG_TIMEOUT"):
+                    await driver.query("SELECT 1")
+    finally:
+        done.set()
+        server.close()
+        await asyncio.sleep(0.3)  # the handlers see `done` and end
+    assert requests[0] == b"POST"  # one attempt (then, maybe, the best-effort DELETE)
+    assert requests.count(b"POST") == 1

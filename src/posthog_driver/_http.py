@@ -475,14 +475,22 @@ class RequestPipeline:
     async def _request_by_deadline(
         self, method: str, url: str, body: Any, params: dict[str, str] | None
     ) -> httpx2.Response:
+        # httpx's timeouts bound each read, not the whole answer: a body that trickles in
+        # could run on past `timeout` (and past a shared probe's lease). The attempt as a whole
+        # gets `timeout`, or what is left of the call's deadline if that is less.
         left = remaining()
-        timeout = self._timeout(min(self._settings.timeout, left))
-        with anyio.CancelScope(deadline=anyio.current_time() + left) as scope:
-            return await self._request(method, url, body, params, timeout)
+        seconds = min(self._settings.timeout, left)
+        with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
+            return await self._request(method, url, body, params, self._timeout(seconds))
         assert scope.cancelled_caught
+        if seconds < self._settings.timeout:
+            raise RequestTimeoutError(
+                f"No answer from {self._settings.host} before the call's deadline (timeout=, or "
+                "POSTHOG_CALL_TIMEOUT); narrow the query or allow more time."
+            )
         raise RequestTimeoutError(
-            f"No answer from {self._settings.host} before the call's deadline (timeout=, or "
-            "POSTHOG_CALL_TIMEOUT); narrow the query or allow more time."
+            f"No complete answer from {self._settings.host} within "
+            f"{self._settings.timeout:g} s; narrow the query or raise POSTHOG_TIMEOUT."
         )
 
     def _timeout(self, seconds: float) -> httpx2.Timeout:

@@ -10,6 +10,12 @@ the arrival times of recent requests and refuses one when the window already hol
   if that is what the agent needs, which is what PostHog allows.
 - **Headroom.** The budget is N - ceil(N / 50) (2% under PostHog's N, at least 1): PostHog
   counts requests when they *arrive*, and the network can bunch requests that left us evenly.
+- **Settling time.** An admission stays in its window's log for T plus 2% of T (at most 1 s):
+  PostHog's clock starts when the request arrives, which is a little after we admit it (the
+  breaker, a new connection, the network), and less so for a request sent on a warm
+  connection. Without it, a burst admitted as the window frees can reach PostHog while the
+  slower half of the previous burst is still in PostHog's window (measured at small limits,
+  where the 2% headroom is one request).
 
 Why not `aiolimiter` (a leaky bucket, the design card's first choice): a bucket admits at most
 capacity + rate x T per window, so to stay under N it must trade burst against rate; measured
@@ -42,9 +48,19 @@ import anyio
 
 from posthog_driver._logging import get_logger
 
-__all__ = ["RateLimit", "RateLimits", "WaitTooLong", "budget"]
+__all__ = ["RateLimit", "RateLimits", "WaitTooLong", "budget", "held_for"]
 
 _HEADROOM_DIVISOR = 50
+
+
+_SETTLE_FRACTION = 0.02
+_SETTLE_MAX = 1.0
+
+
+def held_for(seconds: float) -> float:
+    """How long an admission stays in a `seconds` window's log: the window plus the settling
+    time between our admission and PostHog's arrival (2% of it, at most 1 s)."""
+    return seconds + min(_SETTLE_MAX, seconds * _SETTLE_FRACTION)
 
 
 def budget(requests: int) -> int:
@@ -62,22 +78,24 @@ class WaitTooLong(Exception):
 
 
 class _Window:
-    """At most `limit` admissions in any `seconds`-long interval: the log of admission times."""
+    """At most `limit` admissions in any `seconds`-long interval (each kept `held_for(seconds)`,
+    so the bound also holds at PostHog's end): the log of admission times."""
 
-    __slots__ = ("_log", "limit", "seconds")
+    __slots__ = ("_log", "held", "limit", "seconds")
 
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
+        self.held = held_for(seconds)
         self._log: deque[float] = deque()
 
     def wait(self, now: float) -> float:
         """Seconds until this window admits one more (0.0 when it admits now)."""
-        while self._log and self._log[0] <= now - self.seconds:
+        while self._log and self._log[0] <= now - self.held:
             self._log.popleft()
         if len(self._log) < self.limit:
             return 0.0
-        return self._log[0] + self.seconds - now
+        return self._log[0] + self.held - now
 
     def record(self, now: float) -> None:
         self._log.append(now)

@@ -73,8 +73,8 @@ class DriverSettings(BaseSettings):
     timeout: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds to wait for one HTTP answer. PostHog may queue a query up to 30 s "
-        "and run it up to 10 s, so keep this above 40.",
+        description="Seconds one HTTP attempt may take, from sending to the answer's last byte. "
+        "PostHog may queue a query up to 30 s and run it up to 10 s, so keep this above 40.",
     )
     connect_timeout: float = Field(
         default=5.0,
@@ -269,10 +269,26 @@ class DriverSettings(BaseSettings):
         url = value.get_secret_value().strip()
         if not url:
             return None
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(
                 "must be a Redis URL: redis://host:6379/0, rediss://... (TLS) or "
                 "unix:///path/to/redis.sock"
+            )
+        # Checked here, where the message can leave the URL out: redis-py's own parsing error
+        # quotes the part it could not read, which is the password when it holds # / ? or @.
+        try:
+            parts.port  # noqa: B018 - reading it is the check
+        except ValueError:
+            raise ValueError(
+                "has a port that is not a number 0-65535; if the password holds '#', '/', '?' "
+                "or '@', percent-encode them (%23, %2F, %3F, %40)"
+            ) from None
+        db = parts.path.strip("/")
+        if parts.scheme != "unix" and db and not db.isdigit():
+            raise ValueError(
+                "must name the database by its number after the host (redis://host:6379/0); "
+                "percent-encode '/' in a password as %2F"
             )
         return SecretStr(url)
 

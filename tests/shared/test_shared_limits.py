@@ -23,9 +23,10 @@ from posthog_driver import (
     DriverSettings,
     NotFoundError,
     RateLimitError,
+    ServerError,
     SharedLimitsError,
 )
-from posthog_driver._limits import RateLimit, WaitTooLong
+from posthog_driver._limits import RateLimit, WaitTooLong, held_for
 from posthog_driver._shared._store import RedisStore
 from posthog_driver._shared._windows import SharedWindows
 from tests.conftest import FAKE_KEY
@@ -80,7 +81,7 @@ async def test_shared_windows_admit_the_whole_budget_then_slide(redis_url: str) 
         assert [n for n, _, _ in first.local.used()] == [2]  # each one's share, recorded
         with pytest.raises(WaitTooLong) as caught:
             await second.acquire(max_wait=0)
-        assert 0 < caught.value.seconds <= 0.5
+        assert 0 < caught.value.seconds <= held_for(0.5)  # the window and its settling time
         assert not caught.value.paused
         await second.acquire(max_wait=1.0)  # waits for the oldest to leave the window
     finally:
@@ -238,6 +239,70 @@ async def test_a_killed_worker_frees_its_slot_within_the_lease(redis_url: str) -
             worker.communicate(timeout=10)  # reaps it and closes its pipes
 
 
+def _slow_replies(script: Any, seconds: float) -> Any:
+    """The script runs in Redis at once; its answer reaches us `seconds` later (a slow link)."""
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        answer = await script(*args, **kwargs)
+        await asyncio.sleep(seconds)
+        return answer
+
+    return slow
+
+
+async def test_a_caller_cancelled_while_redis_grants_its_slot_gives_it_back(
+    redis_url: str,
+) -> None:
+    """asyncio's own cancellation (wait_for, a dropped web request) is not held back by anyio's
+    shield: a slot Redis granted as the caller was cancelled must still come back at once,
+    not after its lease."""
+    with SwitchableServer() as server:
+        settings = DriverSettings(
+            api_key=FAKE_KEY, project_id="1", host=server.url, redis_url=redis_url,
+            max_concurrent_queries=2, redis_lease_seconds=30, max_retry_after=5,
+        )  # fmt: skip
+        async with AsyncDriver(settings) as driver, AsyncDriver(settings) as other:
+            slots = driver._pipeline.shared.slots
+            real = slots._acquire
+            slots._acquire = _slow_replies(real, 0.3)
+            for _ in range(2):  # both of the fleet's slots, each granted to a cancelled caller
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(driver.query("SELECT 1"), 0.1)
+            slots._acquire = real
+            await asyncio.sleep(0.5)  # the answers arrive; the slots are given back
+            assert await other.query("SELECT 1")  # within max_retry_after, far below the lease
+            assert server.requests == 1
+
+
+async def test_a_probe_cancelled_while_redis_grants_it_frees_the_probe(redis_url: str) -> None:
+    with SwitchableServer() as server:
+        settings = DriverSettings(
+            api_key=FAKE_KEY,
+            project_id="1",
+            host=server.url,
+            redis_url=redis_url,
+            max_retries=0,
+            breaker_threshold=1,
+            breaker_reset_seconds=0.3,
+            timeout=30,
+        )  # fmt: skip  (the probe's lease: timeout + 2 x redis_timeout = 34 s)
+        async with AsyncDriver(settings) as driver, AsyncDriver(settings) as other:
+            server.up = False
+            with pytest.raises(ServerError):
+                await driver.query("SELECT 1")  # the fleet's breaker opens
+            server.up = True
+            await asyncio.sleep(0.4)  # half-open: the next attempt is the fleet's probe
+            breaker = driver._pipeline.shared.breakers["query"]
+            real = breaker._enter
+            breaker._enter = _slow_replies(real, 0.3)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(driver.query("SELECT 1"), 0.15)
+            breaker._enter = real
+            await asyncio.sleep(0.5)  # the answer arrives; the probe is given back
+            assert await other.query("SELECT 1")  # the next attempt probes, and closes it
+        assert server.requests == 2
+
+
 # ---- when Redis fails ---------------------------------------------------------------------
 
 
@@ -333,6 +398,26 @@ def test_the_redis_url_is_a_secret_and_must_be_redis() -> None:
     with pytest.raises(ConfigError, match=r"redis_url .* must be a Redis URL") as caught:
         DriverSettings(api_key=FAKE_KEY, project_id="1", redis_url=f"http://:{PASSWORD}@x/")
     assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{PASSWORD}#x@127.0.0.1:6379/0",  # an unencoded # ends the password early
+        f"redis://:{PASSWORD}/x@127.0.0.1:6379/0",
+        f"redis://:{PASSWORD}?x@127.0.0.1:6379/0",
+        "redis://127.0.0.1:99999/0",
+        "redis://127.0.0.1:6379/zero",
+    ],
+)
+def test_a_redis_url_redis_py_cannot_read_is_a_config_error_without_the_password(
+    url: str,
+) -> None:
+    """redis-py's own parse error quotes what it could not read: here, the password."""
+    with pytest.raises(ConfigError, match=r"redis_url .* (port|database)") as caught:
+        DriverSettings(api_key=FAKE_KEY, project_id="1", redis_url=url)
+    assert PASSWORD not in str(caught.value)
+    assert "percent-encode" in str(caught.value)
 
 
 def test_from_env_reads_the_redis_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,8 +18,6 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
-import anyio
-
 from posthog_driver._breaker import CircuitBreaker, open_error, probing_error
 from posthog_driver._logging import get_logger
 from posthog_driver._shared._scripts import BREAKER_ENTER, BREAKER_EXIT
@@ -76,8 +74,13 @@ class SharedBreaker:
     async def enter(self, probe_id: str) -> bool | None:
         """Admit one attempt: True if it is the fleet's probe, False if the breaker is closed,
         None if Redis could not decide. Raises `CircuitOpenError` otherwise."""
-        answer = await self._store.run(
-            self._enter, keys=[self.key], args=[probe_id, self.probe_lease, self.reset_seconds]
+        # Run to its end: a caller cancelled after Redis made it the probe gives the probe
+        # back at once, rather than turning the whole fleet away for the probe's lease.
+        answer = await self._store.run_to_the_end(
+            self._enter,
+            keys=[self.key],
+            args=[probe_id, self.probe_lease, self.reset_seconds],
+            undo=lambda answer: self._abandon(answer, probe_id),
         )
         if answer is FALLBACK:
             return None
@@ -100,16 +103,19 @@ class SharedBreaker:
         self._open_until = time.monotonic() + retry_after
         raise open_error(failures, retry_after, fleet=True)
 
+    async def _abandon(self, answer: object, probe_id: str) -> None:
+        if answer is not FALLBACK and isinstance(answer, list) and answer[0] == "probe":
+            await self.record("cancel", True, probe_id)
+
     async def record(self, outcome: str, is_probe: bool, probe_id: str) -> None:
-        """Record how an admitted attempt ended (shielded: an outcome is never lost to a
-        cancellation; bounded by redis_timeout)."""
-        with anyio.CancelScope(shield=True):
-            answer = await self._store.run(
-                self._exit,
-                keys=[self.key],
-                args=[outcome, int(is_probe), probe_id, self.threshold, self.reset_seconds],
-                best_effort=True,
-            )
+        """Record how an admitted attempt ended (run to its end: an outcome is never lost to
+        a cancellation; bounded by redis_timeout)."""
+        answer = await self._store.run_to_the_end(
+            self._exit,
+            keys=[self.key],
+            args=[outcome, int(is_probe), probe_id, self.threshold, self.reset_seconds],
+            best_effort=True,
+        )
         if answer == "opened":
             self.seen_state = "open"
             self._open_until = time.monotonic() + self.reset_seconds

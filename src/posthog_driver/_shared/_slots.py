@@ -43,6 +43,7 @@ class SharedSlots:
         self._renew = store.script(SLOT_RENEW)
         self._held: set[str] = set()
         self._renewer: asyncio.Task[None] | None = None
+        self._renewing = asyncio.Lock()  # a renewal and a release never cross in Redis
 
     @property
     def held(self) -> int:
@@ -62,14 +63,16 @@ class SharedSlots:
         deadline = time.monotonic() + bound
         poll = _FIRST_POLL
         while True:
-            # Shielded (and bounded by redis_timeout): we must know whether the slot is ours,
-            # and it is recorded as held with no await in between, so a cancellation that
-            # arrives now still finds it to release. Only granted slots are renewed: renewing
-            # a waiter's id would hand it a slot it does not know it has.
-            with anyio.CancelScope(shield=True):
-                answer = await self._store.run(
-                    self._acquire, keys=[self.key], args=[holder, self.count, self.lease]
-                )
+            # Run to its end (bounded by redis_timeout), and given back if our caller was
+            # cancelled meanwhile: a slot granted to nobody would be lost for a whole lease.
+            # Only granted slots are renewed: renewing a waiter's id would hand it a slot it
+            # does not know it has.
+            answer = await self._store.run_to_the_end(
+                self._acquire,
+                keys=[self.key],
+                args=[holder, self.count, self.lease],
+                undo=lambda answer: self._give_back(holder, answer),
+            )
             if answer is FALLBACK:
                 return False
             if int(answer) == 1:
@@ -88,10 +91,16 @@ class SharedSlots:
         if holder not in self._held:
             return
         self._held.discard(holder)
-        with anyio.CancelScope(shield=True):
-            await self._store.run(
-                self._store.client.zrem, self.key, holder, best_effort=True, always=True
-            )
+        await self._store.run_to_the_end(self._remove, holder, best_effort=True, always=True)
+
+    async def _give_back(self, holder: str, answer: object) -> None:
+        if answer is not FALLBACK and int(str(answer)) == 1:
+            await self._store.run(self._remove, holder, best_effort=True, always=True)
+
+    async def _remove(self, holder: str) -> None:
+        # Not while a renewal is on its way: it could take the slot again for this holder.
+        async with self._renewing:
+            await self._store.client.zrem(self.key, holder)
 
     def _start_renewing(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -100,15 +109,16 @@ class SharedSlots:
     async def _renew_forever(self) -> None:
         while self._held:
             await anyio.sleep(self.lease / 3)
-            held = list(self._held)
-            if not held:
-                break
-            answer = await self._store.run(
-                self._renew,
-                keys=[self.key],
-                args=[self.lease, self.count, *held],
-                best_effort=True,
-            )
+            async with self._renewing:
+                held = list(self._held)
+                if not held:
+                    break
+                answer = await self._store.run(
+                    self._renew,
+                    keys=[self.key],
+                    args=[self.lease, self.count, *held],
+                    best_effort=True,
+                )
             if answer is not FALLBACK and answer:
                 lost = set(answer) & self._held
                 if lost:

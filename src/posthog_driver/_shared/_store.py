@@ -15,6 +15,7 @@ only its host and port are ever shown.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,7 @@ class RedisStore:
         )
         self.available = True
         self._next_try = -float("inf")
+        self._pending: set[asyncio.Future[Any]] = set()  # see `run_to_the_end`
 
     def script(self, lua: str) -> Any:
         """A Lua script run by SHA (loaded again by redis-py after a Redis restart)."""
@@ -123,6 +125,43 @@ class RedisStore:
             log.warning("shared_limits_restored", redis=self.where)
         return answer
 
+    async def run_to_the_end(
+        self,
+        operation: Callable[..., Awaitable[T]],
+        /,
+        *args: Any,
+        undo: Callable[[T | Fallback], Awaitable[object]] | None = None,
+        best_effort: bool = False,
+        always: bool = False,
+        **kwargs: Any,
+    ) -> T | Fallback:
+        """`run()` for an operation that takes or frees something (a slot, the probe): it runs
+        to its end in a task of its own, even when the caller is cancelled meanwhile.
+
+        A cancellation (anyio's or asyncio's own `task.cancel()`, which anyio's shield cannot
+        hold back) can arrive after Redis granted something and before the caller heard of it;
+        `undo(answer)` then gives it back, in the background, once the answer is in.
+        """
+        task = asyncio.ensure_future(
+            self.run(operation, *args, best_effort=best_effort, always=always, **kwargs)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda done: self._abandoned(done, undo))
+            raise
+
+    def _abandoned(
+        self, task: asyncio.Future[Any], undo: Callable[[Any], Awaitable[object]] | None
+    ) -> None:
+        if task.cancelled() or task.exception() is not None or undo is None:
+            return  # (reading the exception also keeps asyncio from logging it as lost)
+        cleanup = asyncio.ensure_future(undo(task.result()))
+        self._pending.add(cleanup)
+        cleanup.add_done_callback(self._pending.discard)
+
     def _unavailable(self, exc: BaseException | None, best_effort: bool) -> Fallback:
         if exc is not None:
             self._next_try = self._clock() + _RETRY_SECONDS
@@ -147,4 +186,6 @@ class RedisStore:
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self.timeout, shield=True):
+            if self._pending:  # slots and probes given back for cancelled callers
+                await asyncio.wait(set(self._pending), timeout=self.timeout)
             await self.client.aclose()

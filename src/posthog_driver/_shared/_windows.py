@@ -1,7 +1,7 @@
 """`SharedWindows`: one endpoint class's sliding windows and `Retry-After` pause, in Redis.
 
 The same sliding log as `_limits.RateLimit` (the same budgets, 2% under PostHog's limits, the
-same bursts and exactness), but one log for every process that shares the store: each
+same settling time, bursts and exactness), but one log for every process that shares the store: each
 admission is one script run that drops old entries, checks every window and the pause, and
 records itself only if all admit. Under the `local` failure policy a call Redis cannot decide
 is admitted by this process's own `RateLimit`, which also records the shared admissions, so
@@ -16,7 +16,7 @@ import uuid
 
 import anyio
 
-from posthog_driver._limits import RateLimit, WaitTooLong, budget
+from posthog_driver._limits import RateLimit, WaitTooLong, budget, held_for
 from posthog_driver._shared._scripts import ADMIT, PAUSE
 from posthog_driver._shared._store import FALLBACK, RedisStore
 
@@ -37,7 +37,7 @@ class SharedWindows:
         self._keys = [self._pause_key, *windows]
         self._args: list[str | float] = []
         for n, t in local.windows:
-            self._args += [budget(n), t]
+            self._args += [budget(n), held_for(t)]
         self.waiting = 0
         self._paused_until = -math.inf  # as last seen in Redis, on this process's clock
 
