@@ -24,8 +24,7 @@ async def main(question: str) -> None:
         tools = create_agent_sdk_server(Toolset(driver))
         print("tools:", ", ".join(tools.tool_names), file=sys.stderr)
         if not os.environ.get("ANTHROPIC_API_KEY"):
-            print("Set ANTHROPIC_API_KEY to let Claude use them.", file=sys.stderr)
-            return
+            sys.exit("Set ANTHROPIC_API_KEY to an Anthropic API key to let Claude use them.")
         options = ClaudeAgentOptions(
             mcp_servers={tools.name: tools.config},
             allowed_tools=tools.tool_names,  # only these: the agent cannot touch files or shells
@@ -39,10 +38,6 @@ async def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    if not os.environ.get("ANTHROPIC_API_KEY"):
-        sys.exit(
-            "Set ANTHROPIC_API_KEY to an Anthropic API key (`posthog-driver demo` needs none)."
-        )
     try:
         anyio.run(main, " ".join(sys.argv[1:]) or "Which events are most common?")
     except DriverError as exc:  # one line that says what to fix, not a traceback

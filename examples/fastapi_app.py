@@ -30,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from posthog_driver import DriverSettings, FieldInfo
+from posthog_driver import ConfigError, DriverSettings, FieldInfo
 from posthog_driver.integrations.fastapi import PostHogDriver, add_error_handlers, posthog_lifespan
 
 
@@ -83,6 +83,12 @@ def create_app(
             print(f"error: {HOW_TO_AUTHORIZE}", file=sys.stderr)
             raise SystemExit(2)
         raise RuntimeError(HOW_TO_AUTHORIZE)
+    if settings is None:
+        try:  # read now, so missing POSTHOG_* settings are one line too, not uvicorn's traceback
+            settings = DriverSettings.from_env()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     app = FastAPI(
         title="PostHog analytics API",
         lifespan=posthog_lifespan(settings, http_client=http_client),

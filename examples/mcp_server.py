@@ -7,10 +7,13 @@ the server locally: with the local server's `export POSTHOG_...` lines pasted,
     uv run python examples/mcp_server.py            # lists the tools, runs a query, exits
     uv run python examples/mcp_server.py --serve    # serves on stdio (Ctrl-C stops it)
 
-Claude Code: `claude mcp add posthog -- posthog-driver mcp` (set POSTHOG_* in its env).
-Claude Desktop (claude_desktop_config.json):
+Claude Code: `claude mcp add posthog -- posthog-driver mcp` (set POSTHOG_* in its env), with
+`posthog-driver` on PATH (`uv tool install "/path/to/posthog-driver[mcp]"`, see
+docs/integrations.md).
+Claude Desktop (claude_desktop_config.json) starts it without your shell's PATH: give the
+absolute path that `which posthog-driver` prints:
 
-    {"mcpServers": {"posthog": {"command": "posthog-driver", "args": ["mcp"],
+    {"mcpServers": {"posthog": {"command": "/home/you/.local/bin/posthog-driver", "args": ["mcp"],
       "env": {"POSTHOG_API_KEY": "phx_...", "POSTHOG_PROJECT_ID": "12345",
               "POSTHOG_HOST": "https://us.posthog.com"}}}}
 """

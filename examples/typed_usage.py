@@ -1,7 +1,7 @@
 """The public API used as a user would, checked by `mypy --strict` (nox -s typecheck).
 
 Run it against the local server: `posthog-driver serve-local`, paste its export lines, then
-`python examples/typed_usage.py`.
+`uv run python examples/typed_usage.py`.
 """
 
 from __future__ import annotations

@@ -294,3 +294,69 @@ def test_an_export_never_writes_through_a_link_planted_beside_its_output(local_e
     assert status == 0
     assert victim.read_text() == "keep me"
     assert (tmp_path / "rows.csv").read_text().splitlines()[0] == "event"
+
+
+# ---- from the second newcomer walkthrough ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["mcp", "--http", "--port", "99999"],
+        ["serve-local", "--port", "70000"],
+        ["ask", "x", "--max-turns", "0"],
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(args)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "0-65535" in err or "1 or more" in err
+    assert "Traceback" not in err
+
+
+def test_serve_local_refuses_a_project_id_the_driver_would_refuse(capsys):
+    assert main(["serve-local", "--project-id", "abc"]) == 2
+    assert main(["serve-local", "--events", "99999999999"]) == 2
+    err = capsys.readouterr().err
+    assert "project_id must be a number" in err
+    assert "events must be between 0 and 20,000,000" in err
+
+
+def test_an_address_that_is_not_this_machines_names_host_not_port(monkeypatch, capsys):
+    for name, value in {"POSTHOG_API_KEY": FAKE_KEY, "POSTHOG_PROJECT_ID": "1"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["mcp", "--http", "--host", "nosuchhost.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "check --host" in err
+    assert "--port" not in err
+
+
+def test_an_output_file_of_an_unknown_kind_is_refused_before_the_query(local_env, capsys, tmp_path):
+    target = tmp_path / "rows.xlsx"
+    assert main(["query", "SELECT 1", "--all", "--output", str(target)]) == 2
+    assert "name it .csv, .jsonl or .parquet" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_fifty_thousand_rows_say_there_may_be_more(local_env, capsys):
+    status = main(["query", "SELECT number FROM numbers(60000) LIMIT 60000", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert len(json.loads(captured.out)) == 50_000
+    assert "at most 50,000 per query" in captured.err
+
+
+def test_validate_hints_name_cli_commands(local_env, capsys):
+    assert main(["validate", "SELECT 1 FROM evnts"]) == 1
+    out = capsys.readouterr().out
+    assert "`posthog-driver objects` lists every name" in out
+    assert "list_objects()" not in out
+
+
+def test_the_log_level_setting_is_not_case_sensitive(monkeypatch):
+    from posthog_driver import DriverSettings  # noqa: PLC0415
+
+    monkeypatch.setenv("POSTHOG_LOG_LEVEL", "debug")
+    assert DriverSettings.from_env(api_key=FAKE_KEY, project_id="1").log_level == "DEBUG"

@@ -58,3 +58,16 @@ def test_the_fastapi_example_under_uvicorn_without_a_token_says_so_in_one_line()
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert done.stderr.startswith("error: Set APP_API_TOKEN")
+
+
+def test_the_fastapi_example_under_uvicorn_without_posthog_settings_says_so_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "examples.fastapi_app:create_app",
+         "--port", "0"],
+        cwd=EXAMPLES.parent, env={**_newcomer_env(), "APP_API_TOKEN": "t" * 24},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "POSTHOG_PROJECT_ID is missing" in done.stderr

@@ -292,6 +292,11 @@ class DriverSettings(BaseSettings):
             )
         return SecretStr(url)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value  # debug = DEBUG
+
     @field_validator("organization_id")
     @classmethod
     def _check_organization_id(cls, value: str | None) -> str | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from posthog_driver._export import FORMATS, Format, export
 from posthog_driver._logging import configure_logging
 from posthog_driver._results import QueryResult
 from posthog_driver._settings import DriverSettings
+from posthog_driver._stream import MAX_BATCH
 
 __all__ = ["main"]
 
@@ -185,6 +187,10 @@ _CLI_HINTS = [
     (re.compile(r"list_objects\(\) gives (?:every (?:table )?name|the names)"),
      "`posthog-driver objects` lists every name"),
     (re.compile(r"get_fields\('([^']*)'\)"), r"`posthog-driver fields \1`"),
+    (re.compile(r"\(timeout=, or POSTHOG_CALL_TIMEOUT\)"), "(POSTHOG_CALL_TIMEOUT)"),
+    (re.compile(r"stream\(\) pages through the whole result itself"),
+     "query --all pages through the whole result itself"),
+    (re.compile(r" To stop early, break out of the loop\."), ""),
 ]  # fmt: skip
 
 
@@ -301,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="ask Claude a question; it queries with the driver")
     ask.add_argument("question")
     ask.add_argument("--model", default=None, help="Claude model id")
-    ask.add_argument("--max-turns", type=int, default=10)
+    ask.add_argument("--max-turns", type=_at_least_one, default=10, help="default 10")
     ask.add_argument(
         "--sandbox",
         choices=["none", "local", "e2b"],
@@ -314,7 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     mcp = commands.add_parser("mcp", help="serve the tools over MCP (stdio by default)")
     mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     mcp.add_argument("--host", default=None, help="--http's address (default: 127.0.0.1)")
-    mcp.add_argument("--port", type=int, default=None, help="--http's port (default: 8765)")
+    mcp.add_argument("--port", type=port_number, default=None, help="--http's port (default: 8765)")
     mcp.add_argument(
         "--sandbox",
         choices=["none", "local", "e2b"],
@@ -338,6 +344,39 @@ def _log_level_argument(parser: argparse.ArgumentParser, default: Any) -> None:
         choices=LOG_LEVELS,
         help="log level (default: POSTHOG_LOG_LEVEL, else WARNING)",
     )
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0-65535 (0 = any free)")
+    return port
+
+
+def cannot_listen(command: str, host: str, port: int, exc: OSError) -> str:
+    """One line for a server that cannot listen on host:port, naming the option to change."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        fix = "pick another --port (0 = any free port)"
+    elif exc.errno == errno.EACCES:
+        fix = "ports below 1024 need root: pick another --port"
+    else:  # an unknown name, or an address this machine does not have
+        fix = "check --host: an address of this machine (127.0.0.1; 0.0.0.0 for every one)"
+    return f"{command} cannot listen on {host}:{port} ({why}); {fix}."
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
 
 
 def _json_argument(parser: argparse.ArgumentParser) -> None:
@@ -465,7 +504,16 @@ async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
             "Add a LIMIT (up to 50,000), or --all --output FILE for every row.",
             file=sys.stderr,
         )
+    elif len(rows) >= MAX_BATCH:
+        print(_AT_MOST_A_PAGE.format(rows=len(rows)), file=sys.stderr)
     return rows
+
+
+# PostHog answers a larger LIMIT with 50,000 rows and no sign of the cut: say it may be one.
+_AT_MOST_A_PAGE = (
+    "{rows:,} rows: PostHog returns at most 50,000 per query (a larger LIMIT is cut there, "
+    "silently), so there may be more; --all --output FILE reads every row."
+)
 
 
 async def _export_rows(driver: AsyncDriver, args: argparse.Namespace) -> Any:
@@ -534,13 +582,23 @@ async def _one_page(driver: AsyncDriver, args: argparse.Namespace) -> AsyncItera
             "Add --all (or a LIMIT, up to 50,000).",
             file=sys.stderr,
         )
+    elif len(result.rows) >= MAX_BATCH:
+        print(_AT_MOST_A_PAGE.format(rows=len(result.rows)), file=sys.stderr)
     yield result
 
 
 def _format_of(output: str | None) -> Format:
-    """The format a file name asks for (rows.csv, rows.parquet), else JSON lines."""
+    """The format a file name asks for (rows.csv, rows.parquet; .json and none: JSON lines)."""
     suffix = Path(output or "").suffix.lower().lstrip(".")
-    return next((fmt for fmt in FORMATS if fmt == suffix), "jsonl")
+    if suffix in ("", "json", "ndjson"):
+        return "jsonl"
+    for fmt in FORMATS:
+        if fmt == suffix:
+            return fmt
+    raise ConfigError(
+        f"--output {output} asks for a .{suffix} file, which the CLI cannot write; name it "
+        ".csv, .jsonl or .parquet, or give --format."
+    )
 
 
 async def _validate(driver: AsyncDriver, args: argparse.Namespace) -> Any:
@@ -549,7 +607,7 @@ async def _validate(driver: AsyncDriver, args: argparse.Namespace) -> Any:
         if checked.is_valid:
             print("valid")
         for problem in checked.errors:
-            print(f"error: {problem}")
+            print(f"error: {_for_the_command_line(str(problem))}")
         if checked.pointer():
             print(checked.pointer())
         for problem in [*checked.warnings, *checked.notices]:

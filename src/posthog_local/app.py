@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -70,11 +70,14 @@ async def _read_body(request: Request) -> bytes | Response:
         return too_big
     chunks, size = [], 0
     with anyio.move_on_after(BODY_SECONDS) as timer:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return too_big
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    return too_big
+                chunks.append(chunk)
+        except ClientDisconnect:  # the client hung up mid-body: nobody reads an answer
+            return Response(status_code=400)
     if timer.cancelled_caught:
         return _validation(
             f"The request body did not arrive within {BODY_SECONDS:g} s; send it whole."

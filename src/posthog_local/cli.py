@@ -8,15 +8,25 @@ uvicorn) loads only when a command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import shlex
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 from rich.console import Console
 
-from posthog_driver import AsyncDriver, ConfigError, DriverSettings, configure_logging
+from posthog_driver import (
+    AsyncDriver,
+    ConfigError,
+    DriverError,
+    DriverSettings,
+    configure_logging,
+)
+from posthog_driver.cli import cannot_listen, port_number
 
 __all__ = ["register"]
 
@@ -29,7 +39,9 @@ def register(commands: Any) -> list[str]:
 
     serve = commands.add_parser("serve-local", help="run the local PostHog-compatible server")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8010, help="port (default 8010; 0 = any free)")
+    serve.add_argument(
+        "--port", type=port_number, default=8010, help="port (default 8010; 0 = any free)"
+    )
     _data_arguments(serve)
     serve.add_argument("--api-key", default=None, help="key to accept (default: a new phx_ key)")
     serve.add_argument("--project-id", default="1", help="project id to serve (default 1)")
@@ -110,7 +122,8 @@ def run_demo(args: argparse.Namespace) -> int:
         )
 
     stopped_by = _stop_on_signals()
-    anyio.run(run)
+    with _engine_failures():
+        anyio.run(run)
     if stopped_by:  # the clean-up absorbed the interrupt; the command still says it stopped
         raise KeyboardInterrupt
     return 0
@@ -145,17 +158,43 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
+    if not _loopback(args.host):
+        print(
+            f"warning: serving on {args.host}, reachable from other machines, without TLS: "
+            "the key crosses the network in clear text, and whoever has it reads the demo data.",
+            file=sys.stderr,
+        )
     stopped_by = _stop_on_signals()
     try:
-        local.LocalServer(options).serve_forever(on_ready=_print_environment)
+        with _engine_failures():
+            local.LocalServer(options).serve_forever(on_ready=_print_environment)
     except OSError as exc:
-        raise ConfigError(
-            f"serve-local cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-            "pick another --port (0 = any free port)."
-        ) from None
+        raise ConfigError(cannot_listen("serve-local", args.host, args.port, exc)) from None
     if stopped_by:  # serve_forever stops quietly; the command still says it was stopped
         raise KeyboardInterrupt
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _engine_failures() -> Iterator[None]:
+    """An engine that cannot start (out of memory for --events, a broken install) is one line
+    that says what to try, not a traceback."""
+    from posthog_local.engine import EngineError  # noqa: PLC0415 - loaded by _local() already
+
+    try:
+        yield
+    except EngineError as exc:
+        raise DriverError(
+            f"The local server's engine failed: {exc}. Fewer --events need less memory; "
+            "--log-level DEBUG shows the engine's own output."
+        ) from None
 
 
 def _stop_on_signals() -> list[int]:

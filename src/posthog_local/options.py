@@ -6,10 +6,13 @@ throttling and fault injection are switched on explicitly by reliability tests a
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["ServerOptions", "generate_api_key"]
+__all__ = ["MAX_EVENTS", "ServerOptions", "generate_api_key"]
+
+MAX_EVENTS = 20_000_000  # the demo data is generated in memory, then loaded
 
 
 def generate_api_key() -> str:
@@ -104,8 +107,20 @@ class ServerOptions:
                 raise ValueError(
                     f"{name} must be (low, high) with 0 <= low <= high, got {(low, high)!r}"
                 )
-        if self.events < 0:
-            raise ValueError(f"events must be >= 0, got {self.events!r}")
+        if not 0 <= self.events <= MAX_EVENTS:
+            raise ValueError(
+                f"events must be between 0 and {MAX_EVENTS:,} (the demo data is generated in "
+                f"memory), got {self.events!r}"
+            )
+        if not re.fullmatch(r"[0-9]+", str(self.project_id)):
+            raise ValueError(
+                f"project_id must be a number, as PostHog's are, got {self.project_id!r}"
+            )
+        key = self.api_key
+        if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
+            raise ValueError(
+                "api_key must be printable ASCII without spaces, like a PostHog key (phx_...)"
+            )
         if self.pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size!r}")
         if self.query_timeout <= 0:

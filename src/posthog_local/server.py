@@ -132,11 +132,13 @@ class LocalServer:
         """Stop uvicorn, join its thread and release the engine (idempotent)."""
         if self._server is not None:
             self._server.should_exit = True
+        if self._state is not None:
+            # First: a query still running then fails at once and is answered, so uvicorn's
+            # graceful shutdown need not wait for it and then cancel it (a traceback).
+            self._state.close()
         ended = self._thread is None or self._finished.wait(timeout=10)
         if self._socket is not None and ended:
             self._socket.close()  # else the daemon thread still uses it; it ends with us
-        if self._state is not None:
-            self._state.close()
         self._server = self._thread = self._socket = None
         self._state = None
 

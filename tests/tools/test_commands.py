@@ -112,10 +112,18 @@ def test_serve_mcp_serves_http_behind_the_token_from_the_environment(
     from posthog_driver.tools import mcp_http  # noqa: PLC0415
 
     served: list[dict[str, Any]] = []
-    monkeypatch.setattr(mcp_http, "serve_http", lambda server, **kw: served.append(kw))
+
+    def serve(server: Any, *, sock: Any, **kw: Any) -> None:
+        kw["port"] = sock.getsockname()[1]  # --port 0: the free port it was given
+        sock.close()
+        served.append(kw)
+
+    monkeypatch.setattr(mcp_http, "serve_http", serve)
     monkeypatch.setenv("POSTHOG_MCP_TOKEN", "a-token-of-twenty-chars")
     assert commands.serve_mcp(transport="streamable-http", host="127.0.0.1", port=0) == 0
-    assert served == [{"host": "127.0.0.1", "port": 0, "token": "a-token-of-twenty-chars"}]
+    assert served[0]["host"] == "127.0.0.1"
+    assert served[0]["token"] == "a-token-of-twenty-chars"
+    assert served[0]["port"] > 0
 
 
 @pytest.mark.usefixtures("posthog_env")

@@ -215,6 +215,6 @@ def _sdk() -> Any:
         return importlib.import_module("e2b")
     except ImportError:
         raise SandboxUnavailableError(
-            'E2B sandboxes need the e2b extra: pip install "posthog-driver[e2b]" (and an '
-            "E2B_API_KEY); or use LocalSandboxExecutor on Linux."
+            'E2B sandboxes need the e2b extra: pip install "posthog-driver[e2b]" (in a clone: '
+            "uv sync --extra e2b) and an E2B_API_KEY; or use LocalSandboxExecutor on Linux."
         ) from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import socket
 import sys
 from typing import TYPE_CHECKING, Literal
 
@@ -44,7 +43,8 @@ def _executor(sandbox: str) -> Executor | None:
             raise ConfigError("--sandbox e2b needs E2B_API_KEY set to an E2B API key.")
         if importlib.util.find_spec("e2b") is None:
             raise ConfigError(
-                '--sandbox e2b needs the e2b extra: pip install "posthog-driver[e2b]"'
+                '--sandbox e2b needs the e2b extra: pip install "posthog-driver[e2b]" '
+                "(in a clone: uv sync --extra e2b)"
             )
         return E2BExecutor(api_key=key, warm=1)
     if sandbox != "local":
@@ -59,25 +59,6 @@ def _executor(sandbox: str) -> Executor | None:
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
-
-
-def _cannot_listen(host: str, port: int) -> str | None:
-    """Why `host:port` cannot be served (in use, no such address), or None when it can.
-
-    Checked before the server starts, so that a port in use is one line, not the address
-    printed and then uvicorn's log of the failure. Port 0 (any free port) always can.
-    """
-    if port == 0:
-        return None
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, kind, proto, _name, address = addresses[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            probe.bind(address)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 async def ask(
@@ -162,17 +143,20 @@ def serve_mcp(
     if transport == "stdio":
         server.run("stdio")
         return 0
-    from posthog_driver.tools.mcp_http import TOKEN_VARIABLE, serve_http  # noqa: PLC0415
+    from posthog_driver.tools.mcp_http import (  # noqa: PLC0415
+        TOKEN_VARIABLE,
+        listening_socket,
+        serve_http,
+    )
 
     token = token or os.environ.get(TOKEN_VARIABLE)
     if token is not None and len(token) < 16:
         return _fail(f"{TOKEN_VARIABLE} must be at least 16 characters.", 2)
-    problem = _cannot_listen(host, port)
-    if problem is not None:
-        return _fail(
-            f"mcp cannot listen on {host}:{port} ({problem}); pick another --port "
-            "(0 = any free port).",
-            2,
-        )
-    serve_http(server, host=host, port=port, token=token)
+    try:  # bound before the server starts: a port in use is one line, not uvicorn's log
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        from posthog_driver.cli import cannot_listen  # noqa: PLC0415
+
+        return _fail(cannot_listen("mcp", host, port, exc), 2)
+    serve_http(server, sock=sock, host=host, token=token)
     return 0

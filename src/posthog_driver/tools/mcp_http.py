@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import socket
 import sys
 from typing import Any
 
@@ -52,10 +53,27 @@ def http_app(server: Any, token: str, *, host: str = "127.0.0.1") -> ASGIApp:
     return BearerAuth(server.streamable_http_app(host=host), token)
 
 
-def serve_http(server: Any, *, host: str, port: int, token: str | None) -> None:
-    """Serve until interrupted; a missing token is generated and printed to stderr once."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port (port 0: any free one). Raises `OSError`."""
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_http(server: Any, *, sock: socket.socket, host: str, token: str | None) -> None:
+    """Serve on `sock` (listening on `host`) until interrupted; a missing token is generated
+    and printed to stderr once."""
     import anyio  # noqa: PLC0415
     import uvicorn  # noqa: PLC0415
+
+    port = sock.getsockname()[1]  # the real one, when --port 0 asked for any
 
     if not token:
         token = secrets.token_urlsafe(32)
@@ -71,10 +89,10 @@ def serve_http(server: Any, *, host: str, port: int, token: str | None) -> None:
             "TLS (a reverse proxy) and keep the token secret.",
             file=sys.stderr,
         )
-    print(f"posthog-driver: MCP over HTTP at http://{host}:{port}/mcp", file=sys.stderr)
-    config = uvicorn.Config(http_app(server, token, host=host), host=host, port=port,
-                            log_level="warning")  # fmt: skip
-    anyio.run(uvicorn.Server(config).serve)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"posthog-driver: MCP over HTTP at http://{shown}:{port}/mcp", file=sys.stderr)
+    config = uvicorn.Config(http_app(server, token, host=host), log_level="warning")
+    anyio.run(uvicorn.Server(config).serve, [sock])
 
 
 def _loopback(host: str) -> bool:

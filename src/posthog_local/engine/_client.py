@@ -34,6 +34,7 @@ __all__ = ["Engine", "EngineBusy", "EngineError", "EngineTimeout", "LoadStats", 
 log = logging.getLogger("posthog_local.engine")
 
 _GRACE = 1.0  # seconds past the engine's own timeout before the server gives up on a query
+_STOP_SECONDS = 1.0  # a stopping engine still running a query is killed after this
 
 
 class EngineError(Exception):
@@ -236,9 +237,9 @@ class Engine:
             return
         with contextlib.suppress(OSError):
             assert process.stdin is not None
-            process.stdin.close()  # the worker exits at end of input
+            process.stdin.close()  # the worker exits at end of input, once its query is done
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=_STOP_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
