@@ -98,3 +98,31 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                "clientInfo": {"name": "signal-test", "version": "1"}},
 }  # fmt: skip
+
+
+def _sigint_ignored() -> None:  # what a script's `cmd &` hands a background job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("command", ["mcp-http", "serve-local"])
+@pytest.mark.parametrize("after", [0.0, 2.0], ids=["at-start", "serving"])
+def test_a_server_started_in_the_background_still_stops_on_sigint(
+    command: str, after: float, local_server: Any
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), **local_server.env(),
+           "POSTHOG_MCP_TOKEN": "signal-test-token-0123456789"}  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [str(Path(sys.executable).parent / "posthog-driver"), *COMMANDS[command]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        text=True, preexec_fn=_sigint_ignored,  # noqa: PLW1509 - only signal.signal, no locks
+    )  # fmt: skip
+    time.sleep(after or 0.05)  # at once (still importing), or once serving
+    process.send_signal(signal.SIGINT)
+    try:
+        _out, err = process.communicate(timeout=30)  # a guard against hangs, not a timing
+    except subprocess.TimeoutExpired:  # pragma: no cover - the failure this test exists for
+        process.kill()
+        process.communicate()
+        raise
+    assert process.returncode == 130, err
+    assert "Traceback" not in err

@@ -7,13 +7,20 @@ not installed yet. Here nothing heavy is imported before the handler.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 EXIT_INTERRUPTED = 130
+# Long-running commands: each stops on SIGINT even when started in the background by a script,
+# which hands it SIGINT ignored (`posthog-driver serve-local &`; `kill -INT` must still stop it).
+SERVERS = frozenset({"demo", "serve-local", "mcp"})
 
 
 def main() -> int:
     """Import the CLI (Ctrl-C meanwhile is one line and exit 130), then run it."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command in SERVERS and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from the first instant
     try:
         from posthog_driver.cli import main as run  # noqa: PLC0415 - the point of this module
     except KeyboardInterrupt:

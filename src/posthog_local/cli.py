@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import ipaddress
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -91,8 +92,26 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
+def _restoring_sigint(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """The command sets its own SIGINT handler (see `_stop_on_signals`); an in-process caller
+    (a test, a host program) gets its own back afterwards."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            return command(args)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    return run
+
+
+@_restoring_sigint
 def run_demo(args: argparse.Namespace) -> int:
     """Start the local server on a free port and run the driver's walkthrough against it."""
+    stopped_by = _stop_on_signals()  # first: a signal while the engine stack loads counts too
     local = _local()
     from posthog_driver.demo import walkthrough  # noqa: PLC0415 - rich tables only for the demo
 
@@ -121,7 +140,6 @@ def run_demo(args: argparse.Namespace) -> int:
             "POSTHOG_PROJECT_ID, or keep this data: posthog-driver serve-local"
         )
 
-    stopped_by = _stop_on_signals()
     with _engine_failures():
         anyio.run(run)
     if stopped_by:  # the clean-up absorbed the interrupt; the command still says it stopped
@@ -129,8 +147,10 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@_restoring_sigint
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C, printing the ``export`` lines that point the driver at the server."""
+    stopped_by = _stop_on_signals()  # first: a signal while the engine stack loads counts too
     local = _local()
     configure_logging(level=args.log_level or "WARNING", fmt="console")
     try:
@@ -164,7 +184,6 @@ def run_serve(args: argparse.Namespace) -> int:
             "the key crosses the network in clear text, and whoever has it reads the demo data.",
             file=sys.stderr,
         )
-    stopped_by = _stop_on_signals()
     try:
         with _engine_failures():
             local.LocalServer(options).serve_forever(on_ready=_print_environment)

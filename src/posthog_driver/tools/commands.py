@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Literal
 
 from posthog_driver._driver import AsyncDriver
@@ -108,6 +110,15 @@ async def ask(
     return 0
 
 
+def _interruptible() -> None:
+    """A script that starts the server in the background (`cmd &`) hands it SIGINT ignored, and
+    then `kill -INT` (or Ctrl-C's) would be lost, or, under uvicorn, end it with exit 0: a
+    server stops on SIGINT, so restore Python's handler."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def serve_mcp(
     *,
     transport: str = "stdio",
@@ -126,6 +137,7 @@ def serve_mcp(
     """
     if transport not in ("stdio", "streamable-http"):
         return _fail(f"unknown MCP transport {transport!r}; use stdio or streamable-http.", 2)
+    _interruptible()
     try:
         from posthog_driver.tools.mcp_server import create_mcp_server  # noqa: PLC0415
     except ImportError:
