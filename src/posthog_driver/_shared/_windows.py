@@ -1,11 +1,11 @@
 """`SharedWindows`: one endpoint class's sliding windows and `Retry-After` pause, in Redis.
 
 The same sliding log as `_limits.RateLimit` (the same budgets, 2% under PostHog's limits, the
-same settling time, bursts and exactness), but one log for every process that shares the store: each
-admission is one script run that drops old entries, checks every window and the pause, and
-records itself only if all admit. Under the `local` failure policy a call Redis cannot decide
-is admitted by this process's own `RateLimit`, which also records the shared admissions, so
-the fallback starts from what this process really sent.
+same settling time, bursts and exactness), but one log for every process that shares the
+store: each admission is one script run that drops old entries, checks every window and the
+pause, and records itself only if all admit. Under the `local` failure policy a call Redis
+cannot decide is admitted by this process's own `RateLimit`, which also records the shared
+admissions, so the fallback starts from what this process really sent.
 """
 
 from __future__ import annotations
