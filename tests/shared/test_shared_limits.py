@@ -274,6 +274,33 @@ async def test_a_caller_cancelled_while_redis_grants_its_slot_gives_it_back(
             assert server.requests == 1
 
 
+async def test_slots_granted_to_cancelled_callers_are_given_back_by_a_driver_closing_at_once(
+    redis_url: str,
+) -> None:
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    with SwitchableServer() as server:
+        settings = DriverSettings(
+            api_key=FAKE_KEY, project_id="1", host=server.url, redis_url=redis_url,
+            max_concurrent_queries=3, redis_lease_seconds=30,
+        )  # fmt: skip
+        async with AsyncDriver(settings) as driver:
+            slots = driver._pipeline.shared.slots
+            slots._acquire = _slow_replies(slots._acquire, 0.3)
+            calls = [asyncio.create_task(driver.query("SELECT 1")) for _ in range(3)]
+            await asyncio.sleep(0.1)  # each script ran in Redis; no answer has arrived yet
+            for call in calls:
+                call.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+        # closed at once: the give-backs start only as the answers arrive, during the close
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            held = [await client.zcard(key) for key in await client.keys("*query-slots")]
+        finally:
+            await client.aclose()
+        assert sum(held) == 0
+
+
 async def test_a_probe_cancelled_while_redis_grants_it_frees_the_probe(redis_url: str) -> None:
     with SwitchableServer() as server:
         settings = DriverSettings(
@@ -397,6 +424,14 @@ def test_the_redis_url_is_a_secret_and_must_be_redis() -> None:
     assert PASSWORD not in repr(settings) + str(settings)
     with pytest.raises(ConfigError, match=r"redis_url .* must be a Redis URL") as caught:
         DriverSettings(api_key=FAKE_KEY, project_id="1", redis_url=f"http://:{PASSWORD}@x/")
+    assert PASSWORD not in str(caught.value)
+
+
+def test_a_redis_url_option_redis_py_cannot_read_is_a_config_error() -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:6379/0?socket_timeout=abc"
+    settings = DriverSettings(api_key=FAKE_KEY, project_id="1", redis_url=url)
+    with pytest.raises(ConfigError, match="cannot read POSTHOG_REDIS_URL") as caught:
+        AsyncDriver(settings)
     assert PASSWORD not in str(caught.value)
 
 

@@ -78,13 +78,21 @@ class RedisStore:
         self._clock = clock
         # One immediate retry inside redis-py, for a pooled connection that a Redis restart
         # broke; `run` bounds the whole by redis_timeout, then the policy decides.
-        self.client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 1),
-            decode_responses=True,
-        )
+        try:
+            self.client = aioredis.Redis.from_url(
+                url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 1),
+                decode_responses=True,
+            )
+        except ValueError as exc:  # e.g. ?socket_timeout=abc; the text may quote the URL
+            password = urlsplit(url).password
+            why = "" if password and password in str(exc) else f" ({exc})"
+            raise ConfigError(
+                f"redis-py cannot read POSTHOG_REDIS_URL (Redis at {self.where}){why}; check "
+                "its options after '?', or leave them out."
+            ) from None
         self.available = True
         self._next_try = -float("inf")
         self._pending: set[asyncio.Future[Any]] = set()  # see `run_to_the_end`
@@ -186,6 +194,8 @@ class RedisStore:
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self.timeout, shield=True):
-            if self._pending:  # slots and probes given back for cancelled callers
+            # Slots and probes given back for cancelled callers: a give-back starts only when
+            # its Redis answer arrives, maybe during this wait, so wait again until none is left.
+            while self._pending:
                 await asyncio.wait(set(self._pending), timeout=self.timeout)
             await self.client.aclose()
