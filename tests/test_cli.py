@@ -127,6 +127,24 @@ def test_bad_serve_local_options_exit_2(capsys):
     assert "fault_5xx_rate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--query-rate-per-minute", "0"], "query_rate_per_minute must be 1 or more"),
+        (["--max-concurrent-queries", "0"], "max_concurrent_queries must be 1 or more"),
+        (["--retry-after", "-5"], "retry_after must be >= 0"),
+        (["--seed", "-1"], "seed must be >= 0"),
+        (["--api-key", "phc_project_key_123"], "must be a personal key (phx_...)"),
+        (["--latency-ms", "5x"], "--latency-ms takes milliseconds as LOW,HIGH"),
+    ],
+)
+def test_serve_local_refuses_what_would_break_its_answers(args, says, capsys):
+    assert main(["serve-local", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err
+
+
 def test_ask_without_an_anthropic_key_says_so_in_one_line(monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     done = _run("ask", "How many signups?", env={"POSTHOG_API_KEY": FAKE_KEY})
@@ -360,3 +378,9 @@ def test_the_log_level_setting_is_not_case_sensitive(monkeypatch):
 
     monkeypatch.setenv("POSTHOG_LOG_LEVEL", "debug")
     assert DriverSettings.from_env(api_key=FAKE_KEY, project_id="1").log_level == "DEBUG"
+
+
+def test_paging_flags_without_all_are_a_usage_error_not_ignored(local_env, capsys):
+    assert main(["query", "SELECT 1", "--batch-size", "5"]) == 2
+    assert main(["query", "SELECT 1", "--cursor", "uuid"]) == 2
+    assert "add --all" in capsys.readouterr().err

@@ -214,3 +214,30 @@ def test_any_other_exception_group_is_not_hidden(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cli, "_with_driver", run)
     with pytest.raises(ExceptionGroup):
         main(["objects"])
+
+
+async def test_a_parquet_export_stopped_midway_leaves_no_writer_to_the_garbage_collector(
+    tmp_path: Path,
+) -> None:
+    """Left open, pyarrow's writer writes its footer into the closed file when collected:
+    'Exception ignored in ParquetWriter.__del__' under a Ctrl-C."""
+    import gc  # noqa: PLC0415
+
+    from posthog_driver._export import export  # noqa: PLC0415
+    from posthog_driver._results import QueryResult  # noqa: PLC0415
+
+    async def pages() -> Any:
+        yield QueryResult(["n"], ["Int64"], [[1], [2]])
+        raise KeyboardInterrupt  # as Ctrl-C would, between two pages
+
+    lost: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = lost.append
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            await export(pages(), "parquet", str(tmp_path / "rows.parquet"), sys.stdout)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert lost == []
+    assert os.listdir(tmp_path) == []

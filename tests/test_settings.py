@@ -156,3 +156,15 @@ def test_settings_are_immutable():
     settings = DriverSettings(api_key=FAKE_KEY, project_id="1")
     with pytest.raises(Exception, match="frozen"):
         settings.timeout = 5  # type: ignore[misc]
+
+
+def test_choices_are_not_case_sensitive_and_endless_numbers_are_refused(monkeypatch):
+    monkeypatch.setenv("POSTHOG_QUERY_MODE", "ASYNC")
+    monkeypatch.setenv("POSTHOG_LOG_FORMAT", "Json")
+    settings = DriverSettings.from_env(api_key=FAKE_KEY, project_id="1")
+    assert (settings.query_mode, settings.log_format) == ("async", "json")
+    for name, value in (("POSTHOG_TIMEOUT", "inf"), ("POSTHOG_CALL_TIMEOUT", "nan")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=f"{name} is invalid: input should be a finite"):
+            DriverSettings.from_env(api_key=FAKE_KEY, project_id="1")
+        monkeypatch.delenv(name)

@@ -87,7 +87,8 @@ class ValidationError(DriverError):
 
 
 class AuthenticationError(DriverError):
-    """401: PostHog did not accept the key. Check POSTHOG_API_KEY (personal keys start `phx_`)."""
+    """401: PostHog did not accept the key. Check POSTHOG_PERSONAL_API_KEY or POSTHOG_API_KEY
+    (personal keys start `phx_`)."""
 
 
 class PermissionDeniedError(DriverError):
@@ -255,8 +256,9 @@ def error_from_response(
         return _query_failure(status_code, said, common)
     if status_code == 401:
         return AuthenticationError(
-            f"PostHog did not accept the API key (401: {said}). Check POSTHOG_API_KEY; "
-            "personal API keys start with phx_.",
+            f"PostHog did not accept the API key (401: {said}). Check POSTHOG_PERSONAL_API_KEY "
+            "(or POSTHOG_API_KEY; the first wins when both are set); personal API keys start "
+            "with phx_.",
             **common,
         )
     if status_code == 403:

@@ -54,7 +54,14 @@ async def export(
     try:
         with os.fdopen(descriptor, "w" if fmt != "parquet" else "wb", **_text(fmt)) as file:
             writer = _Writer(fmt, file)
-            count = await _copy(pages, writer)
+            try:
+                count = await _copy(pages, writer)
+            except BaseException:
+                # Parquet's writer closed now, while its file is open: left to the garbage
+                # collector, it writes its footer into the closed file (a traceback on Ctrl-C).
+                with contextlib.suppress(Exception):
+                    writer.close()
+                raise
             await anyio.to_thread.run_sync(writer.close)
         await anyio.to_thread.run_sync(_finish, partial, target)
     except BaseException:

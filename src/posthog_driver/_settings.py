@@ -54,6 +54,7 @@ class DriverSettings(BaseSettings):
         validate_default=True,
         hide_input_in_errors=True,  # pydantic's errors would otherwise quote the key
         validate_by_name=True,
+        allow_inf_nan=False,  # POSTHOG_TIMEOUT=inf or nan: refused, not a wait for ever
     )
 
     api_key: SecretStr = Field(
@@ -297,6 +298,11 @@ class DriverSettings(BaseSettings):
     def _upper_case_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value  # debug = DEBUG
 
+    @field_validator("query_mode", "log_format", "redis_failure_policy", mode="before")
+    @classmethod
+    def _lower_case_choice(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value  # ASYNC = async
+
     @field_validator("organization_id")
     @classmethod
     def _check_organization_id(cls, value: str | None) -> str | None:
@@ -328,6 +334,8 @@ def _config_error(exc: pydantic.ValidationError) -> ConfigError:
                 "is missing; pass it to DriverSettings (DriverSettings.from_env() reads "
                 "POSTHOG_* variables and .env)"
             )
+        elif msg[:1].isupper():  # pydantic's own sentences ("Input should be ...")
+            msg = "is invalid: " + msg[0].lower() + msg[1:]
         problems.append(f"{_setting_name(field, from_env)} {msg}")
     return ConfigError("Invalid posthog-driver settings: " + "; ".join(problems) + ".")
 

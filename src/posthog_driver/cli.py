@@ -290,9 +290,11 @@ def _parser() -> argparse.ArgumentParser:
         "must select the cursor's columns and have no LIMIT)",
     )
     query.add_argument(
-        "--cursor", default="timestamp,uuid", help="--all's ordering key (default: timestamp,uuid)"
+        "--cursor", default=None, help="--all's ordering key (default: timestamp,uuid)"
     )
-    query.add_argument("--batch-size", type=int, default=10_000, help="--all's rows per page")
+    query.add_argument(
+        "--batch-size", type=_at_least_one, default=None, help="--all's rows per page (10,000)"
+    )
     query.add_argument("--format", choices=FORMATS, default=None, help="write rows as this")
     query.add_argument("--output", default=None, help="write rows to this file")
     _json_argument(query)
@@ -492,6 +494,8 @@ def _values(args: argparse.Namespace) -> Any:
 async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
     from posthog_driver.demo import render_rows  # noqa: PLC0415
 
+    if not args.all and (args.cursor is not None or args.batch_size is not None):
+        raise _UsageError("--cursor and --batch-size shape --all's pages; add --all.")
     if args.all or args.format or args.output:
         return await _export_rows(driver, args)
     rows = await driver.query(args.hogql, values=_values(args))
@@ -532,11 +536,12 @@ async def _export_rows(driver: AsyncDriver, args: argparse.Namespace) -> Any:
         task = progress.add_task("rows", total=None)
         pages: AsyncIterable[QueryResult]
         if args.all:
+            cursor = args.cursor or "timestamp,uuid"
             pages = driver.stream(
                 args.hogql,
                 _values(args),
-                cursor=[name.strip() for name in args.cursor.split(",") if name.strip()],
-                batch_size=args.batch_size,
+                cursor=[name.strip() for name in cursor.split(",") if name.strip()],
+                batch_size=args.batch_size or 10_000,
                 on_progress=lambda rows: progress.update(task, completed=rows),
             )
         else:

@@ -154,8 +154,8 @@ def run_serve(args: argparse.Namespace) -> int:
     local = _local()
     configure_logging(level=args.log_level or "WARNING", fmt="console")
     try:
-        low, high = (int(x) for x in args.latency_ms.split(","))
-        query_low, query_high = (int(x) for x in args.query_latency_ms.split(","))
+        low, high = _range_ms("--latency-ms", args.latency_ms)
+        query_low, query_high = _range_ms("--query-latency-ms", args.query_latency_ms)
         options = local.ServerOptions(
             host=args.host,
             port=args.port,
@@ -194,6 +194,20 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _range_ms(flag: str, text: str) -> tuple[int, int]:
+    """'5,50' as (5, 50); '5' as (5, 5)."""
+    parts = text.split(",")
+    try:
+        if len(parts) in (1, 2):
+            numbers = [int(part) for part in parts]
+            return numbers[0], numbers[-1]
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{flag} takes milliseconds as LOW,HIGH (e.g. 5,50) or one number, got {text!r}"
+    )
+
+
 def _loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -210,9 +224,11 @@ def _engine_failures() -> Iterator[None]:
     try:
         yield
     except EngineError as exc:
+        why = str(exc).rstrip(".")
+        debug = "" if "--log-level DEBUG" in why else "; --log-level DEBUG shows its own output"
         raise DriverError(
-            f"The local server's engine failed: {exc}. Fewer --events need less memory; "
-            "--log-level DEBUG shows the engine's own output."
+            f"The local server's engine failed: {why}{debug}. If it ran out of memory, ask for "
+            "fewer --events."
         ) from None
 
 

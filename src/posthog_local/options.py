@@ -112,15 +112,8 @@ class ServerOptions:
                 f"events must be between 0 and {MAX_EVENTS:,} (the demo data is generated in "
                 f"memory), got {self.events!r}"
             )
-        if not re.fullmatch(r"[0-9]+", str(self.project_id)):
-            raise ValueError(
-                f"project_id must be a number, as PostHog's are, got {self.project_id!r}"
-            )
-        key = self.api_key
-        if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
-            raise ValueError(
-                "api_key must be printable ASCII without spaces, like a PostHog key (phx_...)"
-            )
+        self._check_identity()
+        self._check_limits()
         if self.pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size!r}")
         if self.query_timeout <= 0:
@@ -131,3 +124,31 @@ class ServerOptions:
             raise ValueError(f"session_wait must be >= 0, got {self.session_wait!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port!r}")
+
+    def _check_identity(self) -> None:
+        """The project id and key the driver will be given: what it would refuse, refused here."""
+        if not re.fullmatch(r"[0-9]+", str(self.project_id)):
+            raise ValueError(
+                f"project_id must be a number, as PostHog's are, got {self.project_id!r}"
+            )
+        key = self.api_key
+        if key is not None and not (key and key.isascii() and key.isprintable() and " " not in key):
+            raise ValueError(
+                "api_key must be printable ASCII without spaces, like a PostHog key (phx_...)"
+            )
+        if key is not None and key.startswith("phc_"):
+            raise ValueError(
+                "api_key must be a personal key (phx_...): the driver refuses project keys (phc_)"
+            )
+
+    def _check_limits(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed!r}")
+        for name in ("query_rate_per_minute", "query_rate_per_hour", "max_concurrent_queries"):
+            limit = getattr(self, name)
+            if limit is not None and limit < 1:
+                raise ValueError(
+                    f"{name} must be 1 or more (leave it out for no limit), got {limit}"
+                )
+        if self.retry_after < 0:
+            raise ValueError(f"retry_after must be >= 0, got {self.retry_after!r}")

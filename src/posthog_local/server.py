@@ -54,8 +54,12 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.options.host}:{self._port}"
+        """Base URL, e.g. ``http://127.0.0.1:54321``. Bound to every interface (0.0.0.0, ::),
+        the server is reached on this machine through loopback: that is the URL given."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+            self.options.host, self.options.host
+        )
+        return f"http://[{host}]:{self._port}" if ":" in host else f"http://{host}:{self._port}"
 
     @property
     def api_key(self) -> str:

@@ -67,3 +67,10 @@ def _try_post(server: LocalServer) -> Any:
         return _post(server, HEAVY).status_code
     except httpx.HTTPError as exc:
         return type(exc).__name__
+
+
+def test_bound_to_every_interface_it_gives_a_url_a_client_can_use() -> None:
+    with LocalServer(ServerOptions(events=100, host="0.0.0.0")) as server:  # noqa: S104
+        assert server.url.startswith("http://127.0.0.1:")
+        assert server.env()["POSTHOG_HOST"] == server.url
+        assert _post(server, "SELECT 1").status_code == 200

@@ -120,9 +120,14 @@ async def test_errors_raised_in_the_sandbox_come_back_as_the_same_class(
         driver = SandboxedDriver(settings, box)
         with pytest.raises(QueryError, match="nope") as caught:
             await driver.execute("SELECT nope FROM events")
-        with pytest.raises(NotFoundError, match="events"):
+        with pytest.raises(NotFoundError, match="events") as missing:
             await driver.get_fields("eventz")
+        # the toolset over it answers with the suggestions, as over AsyncDriver (never raises)
+        answer = await Toolset(driver).call("get_fields", {"object_name": "eventz"})
     assert caught.value.status_code == 400
+    assert missing.value.suggestions == ["events"]
+    assert answer.is_error
+    assert "events" in answer.text
 
 
 async def test_a_sandbox_without_network_says_it_could_not_connect(

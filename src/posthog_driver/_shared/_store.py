@@ -186,10 +186,11 @@ class RedisStore:
         if self.policy == "local" or best_effort:
             return FALLBACK
         raise SharedLimitsError(
-            f"The shared limits store (Redis at {self.where}) did not answer within "
-            f"{self.timeout:g} s; POSTHOG_REDIS_FAILURE_POLICY=closed refuses calls until it "
-            "does, and nothing was sent. Check that Redis is running and reachable, or set "
-            "POSTHOG_REDIS_FAILURE_POLICY=local to fall back to per-process limits."
+            f"The shared limits store (Redis at {self.where}) could not be reached or did not "
+            f"answer within {self.timeout:g} s; POSTHOG_REDIS_FAILURE_POLICY=closed refuses "
+            "calls until it answers, and nothing was sent. Check that Redis is running and "
+            "reachable, or set POSTHOG_REDIS_FAILURE_POLICY=local to fall back to per-process "
+            "limits."
         )
 
     async def aclose(self) -> None:

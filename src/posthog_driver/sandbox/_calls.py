@@ -148,10 +148,20 @@ def _rebuilt(error: dict[str, Any]) -> DriverError:
         cls = DriverError
     rebuilt = cls.__new__(cls)
     DriverError.__init__(rebuilt, str(error.get("message", "")))
+    if isinstance(rebuilt, _errors.NotFoundError):
+        rebuilt.suggestions = []  # the field its __init__ sets, in case the answer lacks it
     for name, value in error.get("fields", {}).items():
-        if name.isidentifier() and not name.startswith("_"):
+        if name.isidentifier() and not name.startswith("_") and _plain(value):
             setattr(rebuilt, name, value)
     return rebuilt
+
+
+def _plain(value: object) -> bool:
+    """A field an error carries across the sandbox's boundary: a scalar or a list of strings
+    (a `NotFoundError`'s `suggestions`)."""
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return isinstance(value, str | int | float | bool | None)
 
 
 # ---- inside the sandbox ---------------------------------------------------------------------
@@ -169,11 +179,7 @@ async def _answer(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
         async with AsyncDriver(DriverSettings.from_env()) as driver:
             return {"result": await _dispatch(driver, method, arguments)}
     except DriverError as exc:
-        fields = {
-            name: value
-            for name, value in vars(exc).items()
-            if isinstance(value, str | int | float | bool | None)
-        }
+        fields = {name: value for name, value in vars(exc).items() if _plain(value)}
         return {"error": {"type": type(exc).__name__, "message": exc.message, "fields": fields}}
 
 
