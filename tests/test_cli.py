@@ -95,6 +95,8 @@ def test_a_query_error_prints_one_line_and_exits_1(local_env, capsys):
 def test_bad_values_json_is_a_usage_error(local_env, capsys):
     assert main(["query", "SELECT 1", "--values", "{oops"]) == 2
     assert "--values is not valid JSON" in capsys.readouterr().err
+    assert main(["query", "SELECT {x}", "--values", "[1]"]) == 2
+    assert "--values must be a JSON object" in capsys.readouterr().err
 
 
 def test_missing_configuration_exits_2_naming_the_variable(capsys):

@@ -179,7 +179,7 @@ async def test_retries_stop_after_max_retries(mock, make_settings):
 async def test_501_is_not_retried(mock, make_settings):
     route = mock.post(QUERY_URL).respond(501)
     async with AsyncDriver(make_settings()) as driver:
-        with pytest.raises(ServerError):
+        with pytest.raises(ServerError, match="check that POSTHOG_HOST is PostHog's app host"):
             await driver.query("SELECT 1")
     assert route.call_count == 1
 

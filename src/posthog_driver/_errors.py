@@ -284,6 +284,14 @@ def error_from_response(
         )
     if status_code == 408:
         return RequestTimeoutError(f"PostHog timed out (408: {said}); retry later.", **common)
+    if status_code in (405, 501, 505):  # a method or protocol PostHog's API always takes
+        kind = ServerError if status_code >= 500 else DriverError
+        return kind(
+            f"The host answered {status_code} ({said}), which PostHog's API never does for "
+            "these requests: check that POSTHOG_HOST is PostHog's app host "
+            "(e.g. https://us.posthog.com), not another server or a proxy.",
+            **common,
+        )
     if status_code >= 500:
         wait = f"retry in {retry_after:g} s" if retry_after is not None else "retry later"
         return ServerError(

@@ -486,9 +486,15 @@ def _values(args: argparse.Namespace) -> Any:
     if args.values is None:
         return None
     try:
-        return json.loads(args.values)
+        values = json.loads(args.values)
     except ValueError as exc:
         raise ConfigError(f"--values is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"--values must be a JSON object of placeholder names to values, e.g. "
+            f'\'{{"day": "2024-01-01"}}\', not a {type(values).__name__}.'
+        )
+    return values
 
 
 async def _query(driver: AsyncDriver, args: argparse.Namespace) -> Any:
