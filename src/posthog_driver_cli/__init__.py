@@ -7,7 +7,6 @@ not installed yet. Here nothing heavy is imported before the handler.
 
 from __future__ import annotations
 
-import signal
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -18,10 +17,13 @@ SERVERS = frozenset({"demo", "serve-local", "mcp"})
 
 def main() -> int:
     """Import the CLI (Ctrl-C meanwhile is one line and exit 130), then run it."""
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    if command in SERVERS and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from the first instant
     try:
+        # Imported here, not at the top: this module's own import is outside the guard.
+        import signal  # noqa: PLC0415
+
+        command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+        if command in SERVERS and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from the first instant
         from posthog_driver.cli import main as run  # noqa: PLC0415 - the point of this module
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
