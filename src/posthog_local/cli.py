@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import ipaddress
 import shlex
 import signal
 import sys
@@ -178,7 +177,9 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"Invalid serve-local option: {exc}") from None
-    if not _loopback(args.host):
+    from posthog_driver.tools.mcp_http import is_loopback  # noqa: PLC0415 - as mcp --http
+
+    if not is_loopback(args.host):
         print(
             f"warning: serving on {args.host}, reachable from other machines, without TLS: "
             "the key crosses the network in clear text, and whoever has it reads the demo data.",
@@ -206,13 +207,6 @@ def _range_ms(flag: str, text: str) -> tuple[int, int]:
     raise ValueError(
         f"{flag} takes milliseconds as LOW,HIGH (e.g. 5,50) or one number, got {text!r}"
     )
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["TOKEN_VARIABLE", "BearerAuth", "http_app", "serve_http"]
+__all__ = ["TOKEN_VARIABLE", "BearerAuth", "http_app", "is_loopback", "serve_http"]
 
 TOKEN_VARIABLE = "POSTHOG_MCP_TOKEN"  # noqa: S105 - a variable's name, not a secret
 
@@ -82,7 +82,7 @@ def serve_http(server: Any, *, sock: socket.socket, host: str, token: str | None
             f"'Authorization: Bearer <token>'):\n{token}",
             file=sys.stderr,
         )
-    if not _loopback(host):
+    if not is_loopback(host):
         print(
             f"posthog-driver: warning: serving MCP on {host}, reachable from other machines; "
             "anyone with the token runs HogQL with this server's PostHog key. Put it behind "
@@ -95,7 +95,8 @@ def serve_http(server: Any, *, sock: socket.socket, host: str, token: str | None
     anyio.run(uvicorn.Server(config).serve, [sock])
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable only from this machine (localhost, 127.x, ::1)."""
     if host == "localhost":
         return True
     try:
