@@ -348,12 +348,16 @@ def _log_level_argument(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
+def _whole_number(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    port = _whole_number(text, "a port number")
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port: use 0-65535 (0 = any free)")
     return port
@@ -372,10 +376,7 @@ def cannot_listen(command: str, host: str, port: int, exc: OSError) -> str:
 
 
 def _at_least_one(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    number = _whole_number(text, "a whole number")
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
     return number
